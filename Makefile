@@ -1,0 +1,25 @@
+# Two commands from a fresh clone: `make repro` (set up and run the pipeline) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# Stage commands call `python` and `dvc`: make them the project's own.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup repro test clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+repro: setup
+	dvc repro
+
+test: setup
+	pytest
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""Deep Learning with Python, section 3.4 (IMDB sentiment) as a DVC pipeline."""

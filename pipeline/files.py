@@ -1,0 +1,115 @@
+"""Reading and writing the files between stages; every write is atomic.
+
+A stage killed mid-write leaves the previous complete file or none, never half
+of one: data goes to a temporary file in the same directory, then os.replace.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import scipy.sparse
+
+from pipeline import paths
+from pipeline.cli import UserError
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside `path`, renamed onto it only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
+    with atomic_path(path) as tmp:
+        encoding = None if "b" in mode else "utf-8"
+        newline = None if "b" in mode else ""
+        with open(tmp, mode, encoding=encoding, newline=newline) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turns a full disk or an unwritable directory into a one-line error naming the file."""
+    try:
+        yield
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def write_text(path: Path, text: str) -> None:
+    with writing(path), atomic_open(path, "w") as stream:
+        stream.write(text)
+
+
+def write_json(path: Path, value) -> None:
+    write_text(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path):
+    return json.loads(_existing(path).read_text(encoding="utf-8"))
+
+
+def write_csv(path: Path, header: Sequence[str], rows) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(_existing(path), encoding="utf-8", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def write_parquet(path: Path, table: pa.Table) -> None:
+    with writing(path), atomic_open(path) as stream:
+        pq.write_table(table, stream)
+
+
+def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(_existing(path), columns=columns)
+
+
+def write_npz(path: Path, matrix: scipy.sparse.csr_matrix) -> None:
+    with writing(path), atomic_open(path) as stream:
+        scipy.sparse.save_npz(stream, matrix)
+
+
+def read_features(split: str) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """The multi-hot matrix of a split and its labels as float32 (the chapter's y_train)."""
+    x = scipy.sparse.load_npz(_existing(paths.features_npz(split))).tocsr()
+    labels = read_parquet(paths.features_parquet(split), ["label"]).column("label")
+    return x, labels.to_numpy().astype("float32")
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise UserError(f"missing input {path}: run `dvc repro` to build it")
+    return path

@@ -1,0 +1,171 @@
+"""params.yaml parsed once into typed, validated sections.
+
+Every check runs before a stage does any work; a bad value stops it with one
+line naming the dotted key and what is allowed.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from pipeline import paths
+from pipeline.cli import UserError
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish", "linear")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+LOSSES = ("binary_crossentropy", "mse")
+RESERVED_INDICES = 3  # Keras: 0 padding, 1 start, 2 out-of-vocabulary; word of rank r is r + 3
+
+
+class ParamsError(UserError):
+    pass
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _spec(allowed: str, check: Callable[[Any], bool], convert: Callable[[Any], Any] = lambda v: v):
+    return field(metadata={"allowed": allowed, "check": check, "convert": convert})
+
+
+def _int_at_least(low: int):
+    return _spec(f"an integer >= {low}", lambda v: _is_int(v) and v >= low)
+
+
+def _one_of(choices: tuple[str, ...]):
+    return _spec("one of " + ", ".join(choices), lambda v: v in choices)
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    # The official archive has 12,500 per folder; only a test archive changes this.
+    reviews_per_folder: int = _int_at_least(1)
+
+
+@dataclass(frozen=True)
+class VocabParams:
+    num_words: int = _spec(
+        f"an integer >= {RESERVED_INDICES + 1} (indices 0-{RESERVED_INDICES - 1} are reserved)",
+        lambda v: _is_int(v) and v > RESERVED_INDICES,
+    )
+    skip_top: int = _int_at_least(0)
+
+    def check(self) -> None:
+        kept_ranks = self.num_words - RESERVED_INDICES - 1
+        if self.skip_top >= kept_ranks:
+            raise ParamsError(
+                f"params.yaml: vocab.skip_top = {self.skip_top} would leave no word in the "
+                f"vocabulary; expected an integer from 0 to {kept_ranks - 1} for "
+                f"vocab.num_words = {self.num_words}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    hidden_layers: int = _int_at_least(0)
+    units: int = _int_at_least(1)
+    activation: str = _one_of(ACTIVATIONS)
+    optimizer: str = _one_of(OPTIMIZERS)
+    learning_rate: float = _spec("a number > 0", lambda v: _is_number(v) and v > 0, float)
+    loss: str = _one_of(LOSSES)
+    batch_size: int = _int_at_least(1)
+    seed: int = _spec("an integer from 0 to 2**32 - 1", lambda v: _is_int(v) and 0 <= v < 2**32)
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    val_size: int = _int_at_least(1)
+    epochs: int = _int_at_least(1)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int | str = _spec(
+        "an integer >= 1, or best (the epoch with the lowest validation loss)",
+        lambda v: (_is_int(v) and v >= 1) or v == "best",
+    )
+
+
+@dataclass(frozen=True)
+class Params:
+    download: DownloadParams
+    vocab: VocabParams
+    model: ModelParams
+    validate: ValidateParams
+    train: TrainParams
+
+
+def _suggestion(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _check_keys(where: str, raw: dict, valid: list[str]) -> None:
+    for key in raw:
+        if key not in valid:
+            raise ParamsError(
+                f"params.yaml: unknown key {where}{key}{_suggestion(str(key), valid)}; "
+                f"allowed: {', '.join(valid)}"
+            )
+    for key in valid:
+        if key not in raw:
+            raise ParamsError(f"params.yaml: missing key {where}{key}")
+
+
+def parse_section(name: str, cls: type, raw: Any):
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params.yaml: {name} must be a mapping of keys to values, got {raw!r}")
+    specs = fields(cls)
+    _check_keys(f"{name}.", raw, [spec.name for spec in specs])
+    values = {}
+    for spec in specs:
+        value = raw[spec.name]
+        if not spec.metadata["check"](value):
+            raise ParamsError(
+                f"params.yaml: {name}.{spec.name} = {value!r} is not allowed; "
+                f"expected {spec.metadata['allowed']}"
+            )
+        values[spec.name] = spec.metadata["convert"](value)
+    section = cls(**values)
+    if hasattr(section, "check"):
+        section.check()
+    return section
+
+
+SECTIONS = {
+    "download": DownloadParams,
+    "vocab": VocabParams,
+    "model": ModelParams,
+    "validate": ValidateParams,
+    "train": TrainParams,
+}
+
+
+def parse_params(raw: Any) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError("params.yaml: expected a mapping of sections (" + ", ".join(SECTIONS) + ")")
+    _check_keys("", raw, list(SECTIONS))
+    return Params(**{name: parse_section(name, cls, raw[name]) for name, cls in SECTIONS.items()})
+
+
+def load_params(path: Path = paths.PARAMS) -> Params:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ParamsError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path} is not valid YAML{where}") from None
+    return parse_params(raw)

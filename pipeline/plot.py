@@ -1,0 +1,54 @@
+"""Stage plot: figures 3-7 and 3-8 (listings 3-9 and 3-10) from metrics/history.csv.
+
+Drawn as the chapter draws them: training as blue dots ('bo'), validation as a
+blue line ('b'). PNG, because its bytes do not change between identical runs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no screen
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from pipeline import files, paths  # noqa: E402
+from pipeline.cli import run  # noqa: E402
+from pipeline.history import read_history  # noqa: E402
+
+FIGURES = (
+    # (path, history key, label, title, y label)
+    (paths.LOSS_FIGURE, "loss", "loss", "Training and validation loss", "Loss"),
+    (paths.ACCURACY_FIGURE, "accuracy", "acc", "Training and validation accuracy", "Accuracy"),
+)
+
+
+def training_curve(history: dict[str, list[float]], key: str, label: str, title: str, ylabel: str):
+    epochs = range(1, len(history[key]) + 1)
+    figure, axes = plt.subplots()
+    axes.plot(epochs, history[key], "bo", label=f"Training {label}")
+    axes.plot(epochs, history[f"val_{key}"], "b", label=f"Validation {label}")
+    axes.set_title(title)
+    axes.set_xlabel("Epochs")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylabel(ylabel)
+    axes.legend()
+    return figure
+
+
+def save_png(figure, path: Path) -> None:
+    with files.writing(path), files.atomic_open(path) as stream:
+        figure.savefig(stream, format="png")
+    plt.close(figure)
+
+
+def main() -> None:
+    history = read_history(paths.HISTORY)
+    for path, key, label, title, ylabel in FIGURES:
+        save_png(training_curve(history, key, label, title, ylabel), path)
+        print(f"{path}: {title}")
+
+
+if __name__ == "__main__":
+    run(main)

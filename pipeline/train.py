@@ -1,0 +1,35 @@
+"""Stage train: the chapter's final fit (listing 3-11).
+
+A fresh model on all training reviews for `epochs` (or `best`: the epoch with
+the lowest validation loss in metrics/history.csv), saved to data/model/model.keras.
+"""
+from __future__ import annotations
+
+from pipeline import files, paths
+from pipeline.cli import run
+from pipeline.history import best_epoch, read_history
+from pipeline.params import TrainParams, load_params
+
+
+def final_epochs(params: TrainParams, history: dict[str, list[float]]) -> int:
+    return best_epoch(history) if params.epochs == "best" else params.epochs
+
+
+def main() -> None:
+    all_params = load_params()
+    model_params, params = all_params.model, all_params.train
+    epochs = final_epochs(params, read_history(paths.HISTORY))
+    x_train, y_train = files.read_features("train")
+
+    from pipeline import model
+
+    model.make_deterministic(model_params.seed)
+    network = model.build_model(x_train.shape[1], model_params)
+    print(f"final fit: {x_train.shape[0]} reviews, {epochs} epochs")
+    model.fit(network, x_train, y_train, epochs=epochs, batch_size=model_params.batch_size)
+    with files.writing(paths.MODEL), files.atomic_path(paths.MODEL, suffix=".keras") as tmp:
+        network.save(tmp)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,50 @@
+"""Stage validate: the chapter's validation run (listings 3-7 and 3-8).
+
+After a seeded shuffle the first val_size training reviews are x_val, the rest
+partial_x_train; a fresh model is fitted on partial_x_train for `epochs` and
+scored on x_val after every epoch. Output: metrics/history.csv.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline import files, paths
+from pipeline.cli import UserError, run
+from pipeline.history import write_history
+from pipeline.params import load_params
+
+
+def split_validation(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers of x_val and partial_x_train."""
+    if val_size >= n:
+        raise UserError(
+            f"params.yaml: validate.val_size = {val_size} leaves nothing to train on; "
+            f"expected an integer from 1 to {n - 1} (the training split has {n} reviews)"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    return order[:val_size], order[val_size:]
+
+
+def main() -> None:
+    all_params = load_params()
+    model_params, params = all_params.model, all_params.validate
+    x_train, y_train = files.read_features("train")
+    val_rows, train_rows = split_validation(x_train.shape[0], params.val_size, model_params.seed)
+
+    from pipeline import model  # TensorFlow loads only once the inputs are known to be good
+
+    model.make_deterministic(model_params.seed)
+    network = model.build_model(x_train.shape[1], model_params)
+    history = model.fit(
+        network,
+        x_train[train_rows],
+        y_train[train_rows],
+        epochs=params.epochs,
+        batch_size=model_params.batch_size,
+        validation_data=(x_train[val_rows], y_train[val_rows]),
+    )
+    write_history(paths.HISTORY, history)
+
+
+if __name__ == "__main__":
+    run(main)

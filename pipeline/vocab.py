@@ -1,0 +1,64 @@
+"""Stage vocab: build the word index on the training split, encode both splits.
+
+Outputs: data/vocab/word_index.json ({word: rank}, as Keras's get_word_index),
+data/encoded/{train,test}.parquet (label, sequence with the Keras conventions) and
+data/vocab/decoded_samples.txt, the first training reviews decoded back to words.
+"""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+from tqdm import tqdm
+
+from pipeline import files, paths, text
+from pipeline.cli import run
+from pipeline.params import load_params
+
+DECODED_SAMPLES = 5
+_LABEL_NAMES = {0: "negative", 1: "positive"}
+
+
+def encode_split(texts: list[str], index_of: dict[str, int], desc: str) -> pa.ListArray:
+    sequences = [text.encode(review, index_of) for review in tqdm(texts, desc=desc, mininterval=1)]
+    return pa.array(sequences, type=pa.list_(pa.int32()))
+
+
+def encoded_table(labels: pa.Array, sequences: pa.ListArray, num_words: int) -> pa.Table:
+    # num_words travels with the data so vectorize knows the matrix width.
+    return pa.table({"label": labels, "sequence": sequences}).replace_schema_metadata(
+        {"num_words": str(num_words)}
+    )
+
+
+def decoded_samples(raw: pa.Table, sequences: pa.ListArray, word_index: dict[str, int]) -> str:
+    reverse_word_index = text.reverse_index(word_index)
+    blocks = []
+    for row in range(min(DECODED_SAMPLES, raw.num_rows)):
+        label = raw["label"][row].as_py()
+        header = (
+            f"# train review {row}: id {raw['id'][row].as_py()}, rating {raw['rating'][row].as_py()}, "
+            f"label {label} ({_LABEL_NAMES[label]})"
+        )
+        blocks.append(header + "\n" + text.decode(sequences[row].as_py(), reverse_word_index))
+    return "\n\n".join(blocks) + "\n"
+
+
+def main() -> None:
+    params = load_params().vocab
+    raw = {split: files.read_parquet(paths.raw(split)) for split in paths.SPLITS}
+    train_texts = raw["train"]["text"].to_pylist()
+    word_index = text.build_word_index(tqdm(train_texts, desc="count words", mininterval=1))
+    index_of = text.word_to_index(word_index, params.num_words, params.skip_top)
+    files.write_text(paths.WORD_INDEX, json.dumps(word_index, ensure_ascii=False) + "\n")
+    for split in paths.SPLITS:
+        texts = train_texts if split == "train" else raw[split]["text"].to_pylist()
+        sequences = encode_split(texts, index_of, desc=f"encode {split}")
+        files.write_parquet(paths.encoded(split), encoded_table(raw[split]["label"], sequences, params.num_words))
+        if split == "train":
+            files.write_text(paths.DECODED_SAMPLES, decoded_samples(raw["train"], sequences, word_index))
+    print(f"{paths.WORD_INDEX}: {len(word_index)} words, {len(index_of)} kept (num_words={params.num_words})")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,134 @@
+import ast
+import copy
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.params import SECTIONS, ParamsError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_project_params_are_the_chapters_defaults():
+    params = load_params(ROOT / "params.yaml")
+    assert (params.vocab.num_words, params.vocab.skip_top) == (10000, 0)
+    model = params.model
+    assert (model.hidden_layers, model.units, model.activation) == (2, 16, "relu")
+    assert (model.optimizer, model.learning_rate, model.loss, model.batch_size) == (
+        "rmsprop", 0.001, "binary_crossentropy", 512,
+    )
+    assert (params.validate.val_size, params.validate.epochs, params.train.epochs) == (10000, 20, 4)
+
+
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("vocab", "num_words", 3, r"vocab\.num_words = 3 is not allowed; expected an integer >= 4"),
+        ("vocab", "num_words", "10000", r"vocab\.num_words = '10000' is not allowed"),
+        ("vocab", "skip_top", 9996, r"vocab\.skip_top = 9996 would leave no word"),
+        ("model", "units", True, r"model\.units = True is not allowed; expected an integer >= 1"),
+        ("model", "activation", "relu6", r"model\.activation = 'relu6' is not allowed; expected one of relu, tanh"),
+        ("model", "optimizer", "adagrad", r"model\.optimizer = 'adagrad' .*one of rmsprop, adam, sgd"),
+        ("model", "loss", "hinge", r"model\.loss = 'hinge' .*one of binary_crossentropy, mse"),
+        ("model", "learning_rate", 0, r"model\.learning_rate = 0 .*a number > 0"),
+        ("validate", "epochs", 0, r"validate\.epochs = 0 .*an integer >= 1"),
+        ("validate", "val_size", -5, r"validate\.val_size = -5"),
+        ("train", "epochs", "last", r"train\.epochs = 'last' .*an integer >= 1, or best"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(raw, section, key, value, message):
+    raw[section][key] = value
+    with pytest.raises(ParamsError, match=message):
+        parse_params(raw)
+
+
+def test_unknown_key_suggests_the_closest(raw):
+    raw["vocab"]["num_word"] = raw["vocab"].pop("num_words")
+    with pytest.raises(ParamsError, match=r"unknown key vocab\.num_word \(did you mean num_words\?\)"):
+        parse_params(raw)
+
+
+def test_missing_key_and_section_are_named(raw):
+    broken = copy.deepcopy(raw)
+    del broken["model"]["seed"]
+    with pytest.raises(ParamsError, match=r"missing key model\.seed"):
+        parse_params(broken)
+    del raw["train"]
+    with pytest.raises(ParamsError, match=r"missing key train$"):
+        parse_params(raw)
+
+
+def test_train_epochs_accepts_best_and_learning_rate_accepts_integers(raw):
+    raw["train"]["epochs"] = "best"
+    raw["model"]["learning_rate"] = 1
+    params = parse_params(raw)
+    assert params.train.epochs == "best"
+    assert params.model.learning_rate == 1.0 and isinstance(params.model.learning_rate, float)
+
+
+def test_invalid_yaml_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("vocab:\n  num_words: [10000\n")
+    with pytest.raises(ParamsError, match=r"is not valid YAML at line \d+$"):
+        load_params(path)
+
+
+# dvc.yaml must describe the code exactly, or DVC's caching would be wrong.
+
+def _stages():
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def _stage_params(stage):
+    return set(_stages()[stage].get("params", []))
+
+
+def test_dvc_yaml_lists_every_key_of_each_section_a_stage_reads():
+    def keys(section):
+        return {f"{section}.{spec.name}" for spec in fields(SECTIONS[section])}
+
+    assert _stage_params("download") == keys("download")
+    assert _stage_params("vocab") == keys("vocab")
+    assert _stage_params("validate") == keys("model") | keys("validate")
+    assert _stage_params("train") == keys("model") | keys("train")
+    for stage in ("vectorize", "evaluate", "plot"):
+        assert _stage_params(stage) == set()
+
+
+def _pipeline_imports(module: str) -> set[str]:
+    """Every pipeline module a stage module imports, directly or through another."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((ROOT / "pipeline" / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "pipeline":
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline."):
+                todo.append(node.module.split(".")[1])
+    return seen
+
+
+@pytest.mark.parametrize("stage", list(_stages()))
+def test_each_stage_depends_on_exactly_the_code_it_runs(stage):
+    code_deps = {d for d in _stages()[stage]["deps"] if d.startswith("pipeline/")}
+    module = _stages()[stage]["cmd"].split("python -m pipeline.")[1]
+    assert code_deps == {f"pipeline/{name}.py" for name in _pipeline_imports(module)}
+
+
+@pytest.mark.parametrize("stage", ["download", "vocab", "vectorize", "plot"])
+def test_stages_without_a_model_never_import_tensorflow(stage):
+    check = f"import sys, pipeline.{stage}; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", check], cwd=ROOT).returncode == 0

@@ -1,0 +1,114 @@
+"""End to end: `dvc repro` on a small archive the test builds, in a fresh repository."""
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse
+
+from tests.archives import official_extras, review_members, write_archive
+
+PER_FOLDER = 60
+SMALL = dict(
+    download={"reviews_per_folder": PER_FOLDER},
+    vocab={"num_words": 30},
+    model={"batch_size": 16},
+    validate={"val_size": 40, "epochs": 3},
+    train={"epochs": "best"},
+)
+ALL_STAGES = ["download", "vocab", "vectorize", "validate", "train", "evaluate", "plot"]
+
+
+@pytest.fixture
+def archive(tmp_path):
+    members = {**review_members(PER_FOLDER, seed=5), **official_extras()}
+    return write_archive(tmp_path / "aclImdb_v1.tar.gz", members)
+
+
+def check_outputs(path, num_words):
+    n = 2 * PER_FOLDER
+    for split in ("train", "test"):
+        raw = pq.read_table(path / f"data/raw/{split}.parquet")
+        assert raw.column_names == ["id", "rating", "label", "text"] and raw.num_rows == n
+        encoded = pq.read_table(path / f"data/encoded/{split}.parquet")
+        sequences = encoded["sequence"].to_pylist()
+        assert all(s[0] == 1 for s in sequences)
+        assert max(max(s) for s in sequences) == num_words - 1
+        x = scipy.sparse.load_npz(path / f"data/features/{split}.npz")
+        assert x.shape == (n, num_words) and x.has_sorted_indices
+        twin = pq.read_table(path / f"data/features/{split}.parquet")
+        assert twin["indices"].to_pylist() == [sorted(set(s)) for s in sequences]
+        assert twin["label"].to_pylist() == raw["label"].to_pylist() == encoded["label"].to_pylist()
+
+    word_index = json.loads((path / "data/vocab/word_index.json").read_text())
+    assert sorted(word_index.values()) == list(range(1, len(word_index) + 1))
+    assert (path / "data/vocab/decoded_samples.txt").read_text().startswith("# train review 0: id 0")
+    assert (path / "data/model/model.keras").stat().st_size > 0
+
+    history = (path / "metrics/history.csv").read_text().splitlines()
+    assert history[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(history) == 1 + 3
+    metrics = json.loads((path / "metrics/metrics.json").read_text())
+    confusion = metrics["test"]["confusion_matrix"]
+    assert sum(confusion.values()) == n
+    # model.evaluate's accuracy and the thresholded predictions describe the same model
+    assert metrics["test"]["accuracy"] == pytest.approx((confusion["tn"] + confusion["tp"]) / n, abs=1e-6)
+    assert metrics["validation"]["epochs"] == 3
+    assert len((path / "metrics/roc.csv").read_text().splitlines()) == 1 + 201
+    assert len((path / "metrics/confusion.csv").read_text().splitlines()) == 1 + n
+    predictions = pq.read_table(path / "data/predictions/test.parquet")
+    assert predictions.num_rows == n
+    for figure in ("loss", "accuracy"):
+        assert (path / f"metrics/{figure}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.e2e
+def test_dvc_repro_builds_everything_then_reruns_only_what_a_change_touches(project_factory, archive):
+    project = project_factory(archive, **SMALL)
+    assert project.repro() == ALL_STAGES
+    check_outputs(project.path, num_words=30)
+    first_features = (project.path / "data/features/train.npz").read_bytes()
+
+    assert project.repro() == []
+    assert "up to date" in project.dvc("status").stdout
+
+    project.set_params(model={"units": 8})
+    assert project.repro() == ["validate", "train", "evaluate", "plot"]
+    assert (project.path / "data/features/train.npz").read_bytes() == first_features
+
+    project.set_params(vocab={"num_words": 20})
+    assert project.repro() == ALL_STAGES[1:]
+    check_outputs(project.path, num_words=20)
+
+
+@pytest.mark.e2e
+def test_bad_params_stop_a_stage_with_one_line_and_keep_its_outputs(project_factory, archive):
+    project = project_factory(archive, **SMALL)
+    project.repro()
+    history = (project.path / "metrics/history.csv").read_bytes()
+
+    project.set_params(model={"activation": "relu6"}, validate={"val_size": 500})
+    result = project.run("python", "-m", "pipeline.validate", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: params.yaml: model.activation = 'relu6' is not allowed; "
+        "expected one of relu, tanh, sigmoid, elu, selu, gelu, swish, linear"
+    ]
+    project.set_params(model={"activation": "relu"})
+    result = project.run("python", "-m", "pipeline.validate", check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith(
+        "validate.val_size = 500 leaves nothing to train on; expected an integer from 1 to 119 "
+        "(the training split has 120 reviews)"
+    )
+    assert (project.path / "metrics/history.csv").read_bytes() == history
+
+
+@pytest.mark.e2e
+def test_missing_input_tells_the_user_to_run_the_pipeline(project_factory, archive):
+    project = project_factory(archive, **SMALL)
+    result = project.run("python", "-m", "pipeline.vectorize", check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: missing input data/encoded/train.parquet: run `dvc repro` to build it"
+    )

@@ -1,0 +1,111 @@
+"""The logic inside each stage, tested without running the stages."""
+import numpy as np
+import pyarrow as pa
+import pytest
+from matplotlib.colors import to_rgba
+
+from pipeline import evaluate, history, plot, text, train, validate, vectorize, vocab
+from pipeline.cli import UserError
+from pipeline.params import TrainParams
+
+HISTORY = {
+    "epoch": [1.0, 2.0, 3.0, 4.0],
+    "loss": [0.5, 0.3, 0.2, 0.1],
+    "accuracy": [0.8, 0.9, 0.93, 0.96],
+    "val_loss": [0.4, 0.3, 0.3, 0.35],
+    "val_accuracy": [0.85, 0.88, 0.89, 0.87],
+}
+
+
+def test_validation_split_is_seeded_disjoint_and_complete():
+    val_rows, train_rows = validate.split_validation(100, 30, seed=1)
+    again_val, _ = validate.split_validation(100, 30, seed=1)
+    other_val, _ = validate.split_validation(100, 30, seed=2)
+    assert len(val_rows) == 30 and len(train_rows) == 70
+    assert sorted(np.concatenate([val_rows, train_rows])) == list(range(100))
+    np.testing.assert_array_equal(val_rows, again_val)
+    assert not np.array_equal(val_rows, other_val)
+
+
+def test_validation_set_as_large_as_the_data_is_refused():
+    with pytest.raises(UserError, match=r"validate\.val_size = 100 .*from 1 to 99"):
+        validate.split_validation(100, 100, seed=1)
+
+
+def test_history_round_trips_and_best_epoch_is_the_first_lowest_val_loss(tmp_path):
+    keras_history = {key: values for key, values in HISTORY.items() if key != "epoch"}
+    history.write_history(tmp_path / "h.csv", keras_history)
+    assert history.read_history(tmp_path / "h.csv") == HISTORY
+    assert history.best_epoch(HISTORY) == 2
+
+
+def test_final_epochs_is_the_param_or_the_best_validation_epoch():
+    assert train.final_epochs(TrainParams(epochs=4), HISTORY) == 4
+    assert train.final_epochs(TrainParams(epochs="best"), HISTORY) == 2
+
+
+def test_classification_metrics_agree_with_the_confusion_matrix():
+    y_true = np.array([0, 0, 0, 1, 1, 1, 1, 0])
+    probabilities = np.array([0.1, 0.6, 0.2, 0.9, 0.4, 0.8, 0.5, 0.3])
+    report = evaluate.classification_metrics(y_true, probabilities)
+    assert report["confusion_matrix"] == {"tn": 3, "fp": 1, "fn": 1, "tp": 3}
+    assert report["precision"] == 0.75 and report["recall"] == 0.75 and report["f1"] == 0.75
+    assert report["roc_auc"] == 14 / 16  # positive-negative pairs ranked the right way round
+
+
+def test_validation_summary_reports_the_best_epoch():
+    assert evaluate.validation_summary(HISTORY) == {
+        "best_epoch": 2,
+        "best_val_loss": 0.3,
+        "val_accuracy_at_best": 0.88,
+        "max_val_accuracy": 0.89,
+        "epochs": 4,
+    }
+
+
+def test_roc_rows_span_the_unit_square_and_never_fall():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 2, 500)
+    probabilities = np.clip(y_true * 0.3 + rng.random(500) * 0.7, 0, 1)
+    rows = evaluate.roc_rows(y_true, probabilities)
+    assert len(rows) == evaluate.ROC_POINTS
+    assert rows[0][0] == 0.0 and rows[-1] == [1.0, 1.0]
+    tpr = [t for _, t in rows]
+    assert tpr == sorted(tpr)
+
+
+def test_confusion_rows_are_one_sorted_pair_per_review():
+    rows = evaluate.confusion_rows(np.array([1, 0, 1, 0]), np.array([0.9, 0.7, 0.2, 0.1]))
+    assert rows == [[0, 0], [0, 1], [1, 0], [1, 1]]
+
+
+def test_training_curves_are_drawn_as_the_chapter_draws_them():
+    figure = plot.training_curve(HISTORY, "loss", "loss", "Training and validation loss", "Loss")
+    axes = figure.axes[0]
+    training, validation = axes.get_lines()
+    assert (training.get_marker(), training.get_linestyle()) == ("o", "None")
+    assert validation.get_linestyle() == "-" and validation.get_marker() in ("None", "", None)
+    assert to_rgba(training.get_color()) == to_rgba(validation.get_color()) == to_rgba("b")
+    assert list(training.get_xdata()) == [1, 2, 3, 4] and list(validation.get_ydata()) == HISTORY["val_loss"]
+    assert axes.get_title() == "Training and validation loss"
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("Epochs", "Loss")
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["Training loss", "Validation loss"]
+
+
+def test_encoded_table_carries_num_words_into_vectorize():
+    sequences = pa.array([[1, 4, 5], [1, 2]], type=pa.list_(pa.int32()))
+    table = vocab.encoded_table(pa.array([1, 0], pa.int8()), sequences, num_words=6)
+    matrix = vectorize.vectorize_table(table)
+    assert matrix.shape == (2, 6)
+    assert matrix.toarray().tolist() == [[0, 1, 0, 0, 1, 1], [0, 1, 1, 0, 0, 0]]
+    twin = vectorize.features_table(table["label"], matrix)
+    assert twin["indices"].to_pylist() == [[1, 4, 5], [1, 2]]
+    assert twin["label"].to_pylist() == [1, 0]
+
+
+def test_decoded_samples_show_label_and_words():
+    raw = pa.table({"id": [7], "rating": [9], "label": [1], "text": ["Just brilliant"]})
+    word_index = {"just": 1, "brilliant": 2}
+    sequences = pa.array([text.encode("Just brilliant", text.word_to_index(word_index, 100))])
+    sample = vocab.decoded_samples(raw, sequences, word_index)
+    assert sample == "# train review 0: id 7, rating 9, label 1 (positive)\n? just brilliant\n"

@@ -1,0 +1,77 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline import text
+
+
+def test_tokenize_lowercases_drops_tags_and_keeps_inner_apostrophes():
+    review = "This film's GREAT.<br /><br />Everyone's 'favourite' <i>must-see</i>, isn\u2019t it?"
+    assert text.tokenize(review) == [
+        "this", "film's", "great", "everyone's", "favourite", "must", "see", "isn't", "it",
+    ]
+
+
+def test_tokenize_keeps_letters_of_any_script_and_digits():
+    assert text.tokenize("Amélie (2001) était 最高") == ["amélie", "2001", "était", "最高"]
+
+
+def test_tokenize_splits_on_underscores_and_edge_apostrophes():
+    assert text.tokenize("snake_case 'quoted' rock'n'roll") == ["snake", "case", "quoted", "rock'n'roll"]
+
+
+def test_word_index_ranks_by_frequency_then_word():
+    word_index = text.build_word_index(["b a c", "a b", "a d"])
+    assert word_index == {"a": 1, "b": 2, "c": 3, "d": 4}
+
+
+def test_word_index_does_not_depend_on_review_order():
+    reviews = ["the cat sat", "a dog sat", "the end"]
+    assert text.build_word_index(reviews) == text.build_word_index(reversed(reviews))
+
+
+def test_encoding_follows_keras_conventions():
+    word_index = {"the": 1, "movie": 2, "great": 3, "rare": 4}
+    index_of = text.word_to_index(word_index, num_words=6)
+    # rank + 3; with num_words=6 only indices 4 and 5 (ranks 1 and 2) are kept
+    assert text.encode("The movie great rare unseen", index_of) == [1, 4, 5, 2, 2, 2]
+
+
+def test_largest_index_is_num_words_minus_one():
+    word_index = {f"w{rank}": rank for rank in range(1, 100)}
+    index_of = text.word_to_index(word_index, num_words=50)
+    assert max(index_of.values()) == 49
+    assert min(index_of.values()) == 4
+
+
+def test_skip_top_turns_the_most_frequent_words_out_of_vocabulary():
+    word_index = {"the": 1, "and": 2, "great": 3}
+    index_of = text.word_to_index(word_index, num_words=100, skip_top=2)
+    assert text.encode("the and great", index_of) == [text.START_CHAR, 2, 2, 6]
+
+
+def test_decode_gives_back_the_words_with_question_marks_for_markers():
+    word_index = text.build_word_index(["this film was just brilliant", "this film"])
+    index_of = text.word_to_index(word_index, num_words=10000)
+    sequence = text.encode("This film was just brilliant, unknownword!", index_of)
+    decoded = text.decode(sequence, text.reverse_index(word_index))
+    assert decoded == "? this film was just brilliant ?"
+
+
+@given(st.text())
+def test_tokens_are_words_and_tokenizing_them_again_changes_nothing(review):
+    tokens = text.tokenize(review)
+    for token in tokens:
+        assert token and not any(c.isspace() or c == "_" for c in token)
+        assert not token.startswith("'") and not token.endswith("'")
+    assert text.tokenize(" ".join(tokens)) == tokens
+
+
+@given(st.lists(st.text(max_size=40), max_size=8), st.integers(min_value=4, max_value=30))
+def test_every_encoded_index_is_a_marker_or_a_kept_rank(reviews, num_words):
+    word_index = text.build_word_index(reviews)
+    index_of = text.word_to_index(word_index, num_words)
+    for review in reviews:
+        sequence = text.encode(review, index_of)
+        assert sequence[0] == text.START_CHAR
+        assert len(sequence) == len(text.tokenize(review)) + 1
+        assert all(i == text.OOV_CHAR or 4 <= i < num_words for i in sequence[1:])
