@@ -2,11 +2,18 @@
 validate and train. The only module that imports TensorFlow."""
 from __future__ import annotations
 
+import json
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
 import keras
 import numpy as np
 import scipy.sparse
 import tensorflow as tf
 
+from pipeline import files
 from pipeline.params import ModelParams
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -14,7 +21,10 @@ PREDICT_BATCH_SIZE = 512  # inference only: any size gives the same numbers
 
 
 def make_deterministic(seed: int) -> None:
-    """Same params, same weights, same history: seeds every generator Keras uses."""
+    """Same params, same weights, same history: seeds every generator Keras uses,
+    and restarts Keras's automatic names so a saved model does not depend on what
+    was built before it in the same process."""
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -24,10 +34,10 @@ def build_model(num_words: int, params: ModelParams) -> keras.Model:
     # copy of the multi-hot matrix is ever made.
     inputs = keras.Input(shape=(num_words,), sparse=True, name="multi_hot")
     x = inputs
-    for _ in range(params.hidden_layers):
-        x = keras.layers.Dense(params.units, activation=params.activation)(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
-    model = keras.Model(inputs, outputs)
+    for layer in range(1, params.hidden_layers + 1):
+        x = keras.layers.Dense(params.units, activation=params.activation, name=f"hidden_{layer}")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
+    model = keras.Model(inputs, outputs, name="imdb_mlp")
     model.compile(
         optimizer=_optimizer(params.optimizer, params.learning_rate),
         loss=params.loss,
@@ -52,6 +62,37 @@ def fit(
     """model.fit as the chapter calls it; returns history.history."""
     history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, verbose=2)
     return history.history
+
+
+def save_model(network: keras.Model, path: Path) -> None:
+    """Saves a .keras file whose bytes depend only on the model.
+
+    Keras stamps the save time and memory addresses (shared_object_id) into the
+    file; left in, every run would change the model's hash in dvc.lock.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "model.keras"
+        network.save(saved)
+        with zipfile.ZipFile(saved) as source, files.writing(path), files.atomic_open(path) as out:
+            with zipfile.ZipFile(out, "w") as target:
+                for info in source.infolist():
+                    data = _normalized(info.filename, source.read(info))
+                    target.writestr(zipfile.ZipInfo(info.filename), data, compress_type=info.compress_type)
+
+
+def _normalized(name: str, data: bytes) -> bytes:
+    if name == "metadata.json":
+        metadata = json.loads(data)
+        metadata.pop("date_saved", None)
+        return json.dumps(metadata).encode()
+    if name == "config.json":
+        numbers: dict[str, int] = {}
+        return re.sub(
+            rb'"shared_object_id": (\d+)',
+            lambda m: b'"shared_object_id": %d' % numbers.setdefault(m.group(1), len(numbers) + 1),
+            data,
+        )
+    return data
 
 
 def load_model(path) -> keras.Model:

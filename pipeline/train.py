@@ -27,8 +27,7 @@ def main() -> None:
     network = model.build_model(x_train.shape[1], model_params)
     print(f"final fit: {x_train.shape[0]} reviews, {epochs} epochs")
     model.fit(network, x_train, y_train, epochs=epochs, batch_size=model_params.batch_size)
-    with files.writing(paths.MODEL), files.atomic_path(paths.MODEL, suffix=".keras") as tmp:
-        network.save(tmp)
+    model.save_model(network, paths.MODEL)
 
 
 if __name__ == "__main__":

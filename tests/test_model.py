@@ -63,3 +63,18 @@ def test_sparse_input_predicts_what_dense_input_does():
     dense = network.predict(x.toarray(), verbose=0).ravel()
     np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-6)
     assert sparse.shape == (64,) and ((sparse >= 0) & (sparse <= 1)).all()
+
+
+def test_saved_model_is_byte_identical_and_loads_with_the_same_predictions(tmp_path):
+    x, y = toy_data()
+    saved = []
+    for attempt in range(2):
+        model.make_deterministic(CHAPTER.seed)
+        network = model.build_model(x.shape[1], CHAPTER)
+        model.fit(network, x, y, epochs=1, batch_size=8)
+        path = tmp_path / f"model{attempt}.keras"
+        model.save_model(network, path)
+        saved.append(path.read_bytes())
+    assert saved[0] == saved[1]
+    loaded = model.load_model(tmp_path / "model0.keras")
+    np.testing.assert_array_equal(model.predict(loaded, x), model.predict(network, x))
