@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `dvc`: make them the project's own.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test clean
+.PHONY: setup repro test experiments clean
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,9 @@ repro: setup
 
 test: setup
 	pytest
+
+experiments: setup
+	python -m pipeline.experiments
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

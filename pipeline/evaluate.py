@@ -65,7 +65,7 @@ def main() -> None:
     from pipeline import model
 
     network = model.load_model(paths.MODEL)
-    loss, accuracy = network.evaluate(x_test, y_test, batch_size=model.PREDICT_BATCH_SIZE, verbose=0)
+    loss, accuracy = model.evaluate(network, x_test, y_test)
     probabilities = model.predict(network, x_test)
     report = {
         "test": {"loss": _round(loss), "accuracy": _round(accuracy), **classification_metrics(y_test, probabilities)},

@@ -1,5 +1,5 @@
 """The chapter's model (listings 3-3 to 3-6) built from params, and the fit shared by
-validate and train. The only module that imports TensorFlow."""
+validate and train. The only shared module that imports TensorFlow."""
 from __future__ import annotations
 
 import json
@@ -13,11 +13,12 @@ import numpy as np
 import scipy.sparse
 import tensorflow as tf
 
-from pipeline import files
+from pipeline import features, files
 from pipeline.params import ModelParams
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 PREDICT_BATCH_SIZE = 512  # inference only: any size gives the same numbers
+STEPS_PER_EXECUTION = 64
 
 
 def make_deterministic(seed: int) -> None:
@@ -31,17 +32,25 @@ def make_deterministic(seed: int) -> None:
 
 def build_model(num_words: int, params: ModelParams) -> keras.Model:
     # A sparse input keeps the first Dense layer a sparse-dense product: no dense
-    # copy of the multi-hot matrix is ever made.
-    inputs = keras.Input(shape=(num_words,), sparse=True, name="multi_hot")
+    # copy of the feature matrix is ever made.
+    inputs = keras.Input(shape=(num_words,), sparse=True, name="features")
+    regularizer = keras.regularizers.L2(params.l2) if params.l2 else None
     x = inputs
     for layer in range(1, params.hidden_layers + 1):
-        x = keras.layers.Dense(params.units, activation=params.activation, name=f"hidden_{layer}")(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(x)
+        x = keras.layers.Dense(
+            params.units, activation=params.activation, kernel_regularizer=regularizer, name=f"hidden_{layer}"
+        )(x)
+        if params.dropout:
+            x = keras.layers.Dropout(params.dropout, name=f"dropout_{layer}")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=regularizer, name="output")(x)
     model = keras.Model(inputs, outputs, name="imdb_mlp")
     model.compile(
         optimizer=_optimizer(params.optimizer, params.learning_rate),
         loss=params.loss,
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        # One call into TensorFlow runs many batches: per-batch Python overhead
+        # dominated the chapter's small model.
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
     return model
 
@@ -51,17 +60,65 @@ def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     return classes[name](learning_rate=learning_rate)
 
 
-def fit(
-    model: keras.Model,
+def sparse_batches(
+    x: scipy.sparse.csr_matrix,
+    y: np.ndarray | None = None,
+    batch_size: int = PREDICT_BATCH_SIZE,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of tf.SparseTensor rows (with labels when y is given), cut inside
+    TensorFlow from one copy of the matrix; reshuffled every epoch when seeded."""
+    x = x.tocsr()
+    x.sort_indices()
+    row_splits = tf.constant(x.indptr, tf.int64)
+    columns = tf.RaggedTensor.from_row_splits(tf.constant(x.indices, tf.int64), row_splits)
+    values = tf.RaggedTensor.from_row_splits(tf.constant(x.data, tf.float32), row_splits)
+    labels = None if y is None else tf.constant(np.asarray(y, np.float32).reshape(-1, 1))
+    width = x.shape[1]
+
+    def gather(rows):
+        row_columns, row_values = tf.gather(columns, rows), tf.gather(values, rows)
+        indices = tf.stack([row_columns.value_rowids(), row_columns.flat_values], axis=1)
+        batch = tf.SparseTensor(indices, row_values.flat_values, [tf.size(rows, out_type=tf.int64), width])
+        return batch if labels is None else (batch, tf.gather(labels, rows))
+
+    rows = tf.data.Dataset.range(x.shape[0])
+    if shuffle_seed is not None:
+        rows = rows.shuffle(x.shape[0], seed=shuffle_seed, reshuffle_each_iteration=True)
+    return rows.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+def train_model(
+    params: ModelParams,
     x: scipy.sparse.csr_matrix,
     y: np.ndarray,
     epochs: int,
-    batch_size: int,
     validation_data: tuple[scipy.sparse.csr_matrix, np.ndarray] | None = None,
-) -> dict[str, list[float]]:
-    """model.fit as the chapter calls it; returns history.history."""
-    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, verbose=2)
-    return history.history
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """A fresh, seeded model fitted as the chapter fits it; returns it and history.history.
+
+    With nb_scaling, inputs are scaled by the log-count ratios of the reviews being
+    fitted (never the validation ones), and the ratios are folded into the first
+    layer afterwards, so the saved model takes unscaled features.
+    """
+    make_deterministic(params.seed)
+    ratio = features.log_count_ratio(x, y) if params.nb_scaling else None
+    if ratio is not None:
+        x = features.scale_columns(x, ratio)
+        if validation_data is not None:
+            validation_data = (features.scale_columns(validation_data[0], ratio), validation_data[1])
+    network = build_model(x.shape[1], params)
+    history = network.fit(
+        sparse_batches(x, y, params.batch_size, shuffle_seed=params.seed),
+        validation_data=None if validation_data is None else sparse_batches(*validation_data),
+        epochs=epochs,
+        shuffle=False,  # sparse_batches reshuffles every epoch itself
+        verbose=2,
+    )
+    if ratio is not None:
+        first = next(layer for layer in network.layers if isinstance(layer, keras.layers.Dense))
+        first.kernel.assign(first.kernel * ratio[:, np.newaxis])
+    return network, history.history
 
 
 def save_model(network: keras.Model, path: Path) -> None:
@@ -99,5 +156,12 @@ def load_model(path) -> keras.Model:
     return keras.models.load_model(path)
 
 
-def predict(model: keras.Model, x: scipy.sparse.csr_matrix) -> np.ndarray:
-    return model.predict(x, batch_size=PREDICT_BATCH_SIZE, verbose=0).ravel()
+def evaluate(network: keras.Model, x: scipy.sparse.csr_matrix, y: np.ndarray) -> tuple[float, float]:
+    """model.evaluate on a labeled matrix: (loss, accuracy)."""
+    loss, accuracy = network.evaluate(sparse_batches(x, y), verbose=0)
+    return float(loss), float(accuracy)
+
+
+def predict(network: keras.Model, x: scipy.sparse.csr_matrix) -> np.ndarray:
+    """Probability of positive for every row."""
+    return network.predict(sparse_batches(x), verbose=0).ravel()

@@ -18,6 +18,8 @@ from pipeline.cli import UserError
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish", "linear")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 LOSSES = ("binary_crossentropy", "mse")
+WEIGHTINGS = ("binary", "count", "tfidf")
+MAX_NGRAM = 3
 RESERVED_INDICES = 3  # Keras: 0 padding, 1 start, 2 out-of-vocabulary; word of rank r is r + 3
 
 
@@ -58,6 +60,11 @@ class VocabParams:
         lambda v: _is_int(v) and v > RESERVED_INDICES,
     )
     skip_top: int = _int_at_least(0)
+    ngram_range: tuple[int, int] = _spec(
+        f"[min_n, max_n] with 1 <= min_n <= max_n <= {MAX_NGRAM}, e.g. [1, 2] for words and word pairs",
+        lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(n) for n in v) and 1 <= v[0] <= v[1] <= MAX_NGRAM,
+        tuple,
+    )
 
     def check(self) -> None:
         kept_ranks = self.num_words - RESERVED_INDICES - 1
@@ -70,6 +77,11 @@ class VocabParams:
 
 
 @dataclass(frozen=True)
+class VectorizeParams:
+    weighting: str = _one_of(WEIGHTINGS)
+
+
+@dataclass(frozen=True)
 class ModelParams:
     hidden_layers: int = _int_at_least(0)
     units: int = _int_at_least(1)
@@ -79,6 +91,9 @@ class ModelParams:
     loss: str = _one_of(LOSSES)
     batch_size: int = _int_at_least(1)
     seed: int = _spec("an integer from 0 to 2**32 - 1", lambda v: _is_int(v) and 0 <= v < 2**32)
+    dropout: float = _spec("a number from 0 to less than 1", lambda v: _is_number(v) and 0 <= v < 1, float)
+    l2: float = _spec("a number >= 0", lambda v: _is_number(v) and v >= 0, float)
+    nb_scaling: bool = _spec("true or false", lambda v: isinstance(v, bool))
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,7 @@ class TrainParams:
 class Params:
     download: DownloadParams
     vocab: VocabParams
+    vectorize: VectorizeParams
     model: ModelParams
     validate: ValidateParams
     train: TrainParams
@@ -144,6 +160,7 @@ def parse_section(name: str, cls: type, raw: Any):
 SECTIONS = {
     "download": DownloadParams,
     "vocab": VocabParams,
+    "vectorize": VectorizeParams,
     "model": ModelParams,
     "validate": ValidateParams,
     "train": TrainParams,

@@ -7,6 +7,10 @@ matches what can be observed in it):
   3. a word is a run of letters and digits, with inner apostrophes kept
      (`everyone's`, `don't`); a typographic apostrophe counts as `'`.
 Everything else (punctuation, underscores, quotes at word edges) separates words.
+
+With an ngram_range other than (1, 1), a review's terms are its n-grams for each n
+in the range, words joined by a space (`not good`), in order: all unigrams, then
+all bigrams, and so on.
 """
 from __future__ import annotations
 
@@ -27,12 +31,26 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def build_word_index(texts: Iterable[str]) -> dict[str, int]:
-    """{word: rank}, rank 1 = most frequent; ties broken by the word itself, so
-    the ranking does not depend on the order of the reviews."""
+def terms(text: str, ngram_range: tuple[int, int] = (1, 1)) -> list[str]:
+    words = tokenize(text)
+    low, high = ngram_range
+    if (low, high) == (1, 1):
+        return words
+    return [" ".join(words[i : i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)]
+
+
+def build_word_index(texts: Iterable[str], ngram_range: tuple[int, int] = (1, 1)) -> dict[str, int]:
+    """{term: rank}, rank 1 = most frequent; ties broken by the term itself, so
+    the ranking does not depend on the order of the reviews.
+
+    Multi-word terms seen only once are left out: there are millions of them, and
+    they rank below every term seen twice, so no useful num_words reaches them.
+    """
     counts: Counter[str] = Counter()
     for text in texts:
-        counts.update(tokenize(text))
+        counts.update(terms(text, ngram_range))
+    if ngram_range[1] > 1:
+        counts = Counter({term: n for term, n in counts.items() if n > 1 or " " not in term})
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return {word: rank for rank, (word, _) in enumerate(ranked, start=1)}
 
@@ -51,8 +69,8 @@ def word_to_index(word_index: dict[str, int], num_words: int, skip_top: int = 0)
     }
 
 
-def encode(text: str, index_of: dict[str, int]) -> list[int]:
-    return [START_CHAR] + [index_of.get(word, OOV_CHAR) for word in tokenize(text)]
+def encode(text: str, index_of: dict[str, int], ngram_range: tuple[int, int] = (1, 1)) -> list[int]:
+    return [START_CHAR] + [index_of.get(term, OOV_CHAR) for term in terms(text, ngram_range)]
 
 
 def reverse_index(word_index: dict[str, int]) -> dict[int, str]:

@@ -23,10 +23,8 @@ def main() -> None:
 
     from pipeline import model
 
-    model.make_deterministic(model_params.seed)
-    network = model.build_model(x_train.shape[1], model_params)
     print(f"final fit: {x_train.shape[0]} reviews, {epochs} epochs")
-    model.fit(network, x_train, y_train, epochs=epochs, batch_size=model_params.batch_size)
+    network, _ = model.train_model(model_params, x_train, y_train, epochs=epochs)
     model.save_model(network, paths.MODEL)
 
 

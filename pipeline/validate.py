@@ -33,14 +33,11 @@ def main() -> None:
 
     from pipeline import model  # TensorFlow loads only once the inputs are known to be good
 
-    model.make_deterministic(model_params.seed)
-    network = model.build_model(x_train.shape[1], model_params)
-    history = model.fit(
-        network,
+    _, history = model.train_model(
+        model_params,
         x_train[train_rows],
         y_train[train_rows],
         epochs=params.epochs,
-        batch_size=model_params.batch_size,
         validation_data=(x_train[val_rows], y_train[val_rows]),
     )
     write_history(paths.HISTORY, history)

@@ -1,44 +1,59 @@
-"""Stage vectorize: encoded sequences → multi-hot sparse matrices.
+"""Stage vectorize: encoded sequences → sparse feature matrices.
+
+`weighting: binary` is the chapter's vectorize_sequences (multi-hot); `count`
+keeps how often each term occurs; `tfidf` weighs counts by inverse document
+frequency learned on the training split, rows scaled to unit length.
 
 Outputs per split: data/features/<split>.npz (scipy CSR, num_words columns,
-sorted indices, float32 ones) and data/features/<split>.parquet (label and the
-row's column indices), the same matrix for pandas, DuckDB or Spark.
+sorted indices, float32) and data/features/<split>.parquet (label, the row's
+column indices and, unless binary, their values), the same matrix for pandas,
+DuckDB or Spark.
 """
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import scipy.sparse
 
-from pipeline import files, paths
+from pipeline import features, files, paths
 from pipeline.cli import UserError, run
-from pipeline.features import multi_hot
+from pipeline.params import load_params
 
 
-def vectorize_table(encoded: pa.Table) -> scipy.sparse.csr_matrix:
+def term_counts(encoded: pa.Table) -> scipy.sparse.csr_matrix:
     metadata = encoded.schema.metadata or {}
     if b"num_words" not in metadata:
         raise UserError("encoded data has no num_words: rerun the vocab stage (`dvc repro vocab`)")
     sequences = encoded.column("sequence").combine_chunks()
     offsets = sequences.offsets.to_numpy()
     indices = sequences.values.to_numpy()
-    return multi_hot(offsets, indices, int(metadata[b"num_words"]))
+    return features.term_counts(offsets, indices, int(metadata[b"num_words"]))
 
 
-def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix) -> pa.Table:
-    columns = pa.ListArray.from_arrays(pa.array(matrix.indptr, pa.int32()), pa.array(matrix.indices, pa.int32()))
-    return pa.table({"label": labels, "indices": columns}).replace_schema_metadata(
-        {"num_words": str(matrix.shape[1])}
-    )
+def weigh(counts: dict[str, scipy.sparse.csr_matrix], weighting: str) -> dict[str, scipy.sparse.csr_matrix]:
+    if weighting == "binary":
+        return {split: features.binary(x) for split, x in counts.items()}
+    if weighting == "count":
+        return counts
+    idf = features.inverse_document_frequency(counts["train"])
+    return {split: features.tfidf(x, idf) for split, x in counts.items()}
+
+
+def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix, weighting: str) -> pa.Table:
+    offsets = pa.array(matrix.indptr, pa.int32())
+    columns = {"label": labels, "indices": pa.ListArray.from_arrays(offsets, pa.array(matrix.indices, pa.int32()))}
+    if weighting != "binary":
+        columns["values"] = pa.ListArray.from_arrays(offsets, pa.array(matrix.data, pa.float32()))
+    return pa.table(columns).replace_schema_metadata({"num_words": str(matrix.shape[1]), "weighting": weighting})
 
 
 def main() -> None:
-    for split in paths.SPLITS:
-        encoded = files.read_parquet(paths.encoded(split))
-        x = vectorize_table(encoded)
+    params = load_params().vectorize
+    encoded = {split: files.read_parquet(paths.encoded(split)) for split in paths.SPLITS}
+    weighted = weigh({split: term_counts(table) for split, table in encoded.items()}, params.weighting)
+    for split, x in weighted.items():
         files.write_npz(paths.features_npz(split), x)
-        files.write_parquet(paths.features_parquet(split), features_table(encoded.column("label"), x))
-        print(f"{paths.features_npz(split)}: {x.shape[0]} x {x.shape[1]}, {x.nnz} non-zeros")
+        files.write_parquet(paths.features_parquet(split), features_table(encoded[split]["label"], x, params.weighting))
+        print(f"{paths.features_npz(split)}: {x.shape[0]} x {x.shape[1]}, {x.nnz} non-zeros, {params.weighting}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
 """Stage vocab: build the word index on the training split, encode both splits.
 
+With ngram_range [1, 2] or more, word pairs (and triples) are ranked alongside
+words and share the num_words indices.
+
 Outputs: data/vocab/word_index.json ({word: rank}, as Keras's get_word_index),
 data/encoded/{train,test}.parquet (label, sequence with the Keras conventions) and
 data/vocab/decoded_samples.txt, the first training reviews decoded back to words.
@@ -19,8 +22,8 @@ DECODED_SAMPLES = 5
 _LABEL_NAMES = {0: "negative", 1: "positive"}
 
 
-def encode_split(texts: list[str], index_of: dict[str, int], desc: str) -> pa.ListArray:
-    sequences = [text.encode(review, index_of) for review in tqdm(texts, desc=desc, mininterval=1)]
+def encode_split(texts: list[str], index_of: dict[str, int], ngram_range: tuple[int, int], desc: str) -> pa.ListArray:
+    sequences = [text.encode(review, index_of, ngram_range) for review in tqdm(texts, desc=desc, mininterval=1)]
     return pa.array(sequences, type=pa.list_(pa.int32()))
 
 
@@ -48,12 +51,12 @@ def main() -> None:
     params = load_params().vocab
     raw = {split: files.read_parquet(paths.raw(split)) for split in paths.SPLITS}
     train_texts = raw["train"]["text"].to_pylist()
-    word_index = text.build_word_index(tqdm(train_texts, desc="count words", mininterval=1))
+    word_index = text.build_word_index(tqdm(train_texts, desc="count words", mininterval=1), params.ngram_range)
     index_of = text.word_to_index(word_index, params.num_words, params.skip_top)
     files.write_text(paths.WORD_INDEX, json.dumps(word_index, ensure_ascii=False) + "\n")
     for split in paths.SPLITS:
         texts = train_texts if split == "train" else raw[split]["text"].to_pylist()
-        sequences = encode_split(texts, index_of, desc=f"encode {split}")
+        sequences = encode_split(texts, index_of, params.ngram_range, desc=f"encode {split}")
         files.write_parquet(paths.encoded(split), encoded_table(raw[split]["label"], sequences, params.num_words))
         if split == "train":
             files.write_text(paths.DECODED_SAMPLES, decoded_samples(raw["train"], sequences, word_index))

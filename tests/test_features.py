@@ -1,8 +1,18 @@
 import numpy as np
 import pytest
+import scipy.sparse
+from sklearn.feature_extraction.text import TfidfTransformer
 
 from pipeline.cli import UserError
-from pipeline.features import vectorize_sequences
+from pipeline.features import (
+    binary,
+    inverse_document_frequency,
+    log_count_ratio,
+    scale_columns,
+    term_counts,
+    tfidf,
+    vectorize_sequences,
+)
 
 
 def chapter_vectorize_sequences(sequences, dimension=10000):
@@ -37,3 +47,35 @@ def test_random_sequences_match_and_indices_are_sorted():
 def test_index_beyond_the_dimension_is_an_error():
     with pytest.raises(UserError, match="out of range"):
         vectorize_sequences([[1, 10]], dimension=10)
+
+
+def test_counts_keep_repeats_and_binary_does_not():
+    counts = term_counts(np.array([0, 4, 5]), np.array([3, 1, 3, 3, 2]), dimension=5)
+    assert counts.toarray().tolist() == [[0, 1, 0, 3, 0], [0, 0, 1, 0, 0]]
+    assert binary(counts).toarray().tolist() == [[0, 1, 0, 1, 0], [0, 0, 1, 0, 0]]
+
+
+def test_tfidf_matches_scikit_learn():
+    rng = np.random.default_rng(1)
+    train = vectorize_sequences([list(rng.integers(0, 30, 20)) for _ in range(50)], dimension=30)
+    train.data = rng.integers(1, 4, train.nnz).astype(np.float32)  # counts, not just ones
+    test = train[:7].copy()
+    idf = inverse_document_frequency(train)
+    reference = TfidfTransformer().fit(train)
+    np.testing.assert_allclose(tfidf(test, idf).toarray(), reference.transform(test).toarray(), rtol=1e-5)
+    assert tfidf(test, idf).has_sorted_indices
+
+
+def test_log_count_ratio_favours_columns_seen_in_positive_reviews():
+    # column 0 only in positive reviews, column 1 only in negative ones, column 2 in both
+    x = scipy.sparse.csr_matrix(np.array([[1, 0, 1], [1, 0, 1], [0, 1, 1], [0, 1, 1]], dtype=np.float32))
+    ratio = log_count_ratio(x, np.array([1, 1, 0, 0]))
+    # p = 1 + [2, 0, 2] = [3, 1, 3], q = [1, 3, 3]; both sum to 7
+    np.testing.assert_allclose(ratio, np.log([3 / 1, 1 / 3, 3 / 3]), rtol=1e-6)
+
+
+def test_scale_columns_multiplies_each_column_by_its_factor():
+    x = scipy.sparse.csr_matrix(np.array([[1, 0, 2], [0, 3, 1]], dtype=np.float32))
+    scaled = scale_columns(x, np.array([10, 100, -1], dtype=np.float32))
+    assert scaled.toarray().tolist() == [[10, 0, -2], [0, 300, -1]]
+    assert x.toarray().tolist() == [[1, 0, 2], [0, 3, 1]]

@@ -1,15 +1,16 @@
 """The chapter's model, built from params (imports TensorFlow)."""
 import dataclasses
 
+import keras
 import numpy as np
 
-from pipeline.features import vectorize_sequences
 from pipeline import model
+from pipeline.features import log_count_ratio, scale_columns, vectorize_sequences
 from pipeline.params import ModelParams
 
 CHAPTER = ModelParams(
-    hidden_layers=2, units=16, activation="relu", optimizer="rmsprop",
-    learning_rate=0.001, loss="binary_crossentropy", batch_size=8, seed=3,
+    hidden_layers=2, units=16, activation="relu", optimizer="rmsprop", learning_rate=0.001,
+    loss="binary_crossentropy", batch_size=8, seed=3, dropout=0.0, l2=0.0, nb_scaling=False,
 )
 
 
@@ -20,34 +21,77 @@ def toy_data():
     return vectorize_sequences(sequences, dimension=30), labels.astype("float32")
 
 
+def dense_layers(network):
+    return [layer for layer in network.layers if isinstance(layer, keras.layers.Dense)]
+
+
 def test_build_model_is_the_chapters_network():
     network = model.build_model(10000, CHAPTER)
-    dense = [layer for layer in network.layers if layer.__class__.__name__ == "Dense"]
-    assert [(layer.units, layer.activation.__name__) for layer in dense] == [
+    assert [(layer.units, layer.activation.__name__) for layer in dense_layers(network)] == [
         (16, "relu"), (16, "relu"), (1, "sigmoid"),
     ]
     assert network.input_shape == (None, 10000)
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in network.layers)
+    assert all(layer.kernel_regularizer is None for layer in dense_layers(network))
     assert network.optimizer.__class__.__name__ == "RMSprop"
     assert np.isclose(float(network.optimizer.learning_rate), 0.001)
 
 
-def test_hidden_layers_units_and_activation_follow_params():
-    params = dataclasses.replace(CHAPTER, hidden_layers=3, units=32, activation="tanh", optimizer="adam")
+def test_layers_units_activation_dropout_and_l2_follow_params():
+    params = dataclasses.replace(
+        CHAPTER, hidden_layers=3, units=32, activation="tanh", optimizer="adam", dropout=0.5, l2=0.01
+    )
     network = model.build_model(50, params)
-    dense = [layer for layer in network.layers if layer.__class__.__name__ == "Dense"]
-    assert [(layer.units, layer.activation.__name__) for layer in dense] == [
+    assert [(layer.units, layer.activation.__name__) for layer in dense_layers(network)] == [
         (32, "tanh"), (32, "tanh"), (32, "tanh"), (1, "sigmoid"),
     ]
+    dropouts = [layer for layer in network.layers if isinstance(layer, keras.layers.Dropout)]
+    assert [layer.rate for layer in dropouts] == [0.5, 0.5, 0.5]
+    assert all(np.isclose(layer.kernel_regularizer.l2, 0.01) for layer in dense_layers(network))
     assert network.optimizer.__class__.__name__ == "Adam"
+
+
+def test_no_hidden_layer_is_logistic_regression():
+    network = model.build_model(50, dataclasses.replace(CHAPTER, hidden_layers=0))
+    assert [(layer.units, layer.activation.__name__) for layer in dense_layers(network)] == [(1, "sigmoid")]
+
+
+def test_sparse_batches_cover_every_row_once_per_epoch_in_a_new_order():
+    x, y = toy_data()
+    x = x.tolil()
+    x[:, 0] = np.arange(1, x.shape[0] + 1).reshape(-1, 1)  # column 0 names the row
+    dataset = model.sparse_batches(x.tocsr(), y, 10, shuffle_seed=1)
+    orders = []
+    for _ in range(2):
+        batches = [(_dense(batch), labels.numpy().ravel()) for batch, labels in dataset]
+        rows = np.concatenate([batch[:, 0] for batch, _ in batches]).astype(int) - 1
+        labels = np.concatenate([labels for _, labels in batches])
+        assert sorted(rows) == list(range(64))
+        np.testing.assert_array_equal(labels, y[rows])
+        orders.append(rows)
+    assert not np.array_equal(orders[0], orders[1])
+
+
+def _dense(sparse_tensor):
+    import tensorflow as tf
+
+    return tf.sparse.to_dense(sparse_tensor).numpy()
+
+
+def test_unshuffled_batches_keep_row_order_and_values():
+    x, _ = toy_data()
+    x = x.copy()
+    x.data = np.arange(1, x.nnz + 1, dtype=np.float32)  # weights, not just ones
+    rows = np.concatenate([_dense(batch) for batch in model.sparse_batches(x, batch_size=7)])
+    np.testing.assert_array_equal(rows, x.toarray())
 
 
 def test_same_seed_gives_the_same_history():
     x, y = toy_data()
 
     def run():
-        model.make_deterministic(CHAPTER.seed)
-        network = model.build_model(x.shape[1], CHAPTER)
-        return model.fit(network, x, y, epochs=3, batch_size=8, validation_data=(x[:16], y[:16]))
+        _, history = model.train_model(CHAPTER, x, y, epochs=3, validation_data=(x[:16], y[:16]))
+        return history
 
     first, second = run(), run()
     assert set(first) == set(model.HISTORY_KEYS)
@@ -56,22 +100,38 @@ def test_same_seed_gives_the_same_history():
 
 def test_sparse_input_predicts_what_dense_input_does():
     x, y = toy_data()
-    model.make_deterministic(CHAPTER.seed)
-    network = model.build_model(x.shape[1], CHAPTER)
-    model.fit(network, x, y, epochs=2, batch_size=8)
+    network, _ = model.train_model(CHAPTER, x, y, epochs=2)
     sparse = model.predict(network, x)
     dense = network.predict(x.toarray(), verbose=0).ravel()
     np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-6)
     assert sparse.shape == (64,) and ((sparse >= 0) & (sparse <= 1)).all()
 
 
+def test_nb_scaling_is_folded_into_the_model_so_it_takes_unscaled_features():
+    x, y = toy_data()
+    network, _ = model.train_model(dataclasses.replace(CHAPTER, nb_scaling=True), x, y, epochs=2)
+    ratio = log_count_ratio(x, y)
+    folded = model.predict(network, x)
+    first = dense_layers(network)[0]
+    first.kernel.assign(first.kernel / ratio[:, np.newaxis])  # the weights as trained, on scaled inputs
+    np.testing.assert_allclose(folded, model.predict(network, scale_columns(x, ratio)), rtol=1e-4, atol=1e-6)
+
+
+def test_evaluate_reports_loss_and_the_accuracy_of_thresholded_predictions():
+    x, y = toy_data()
+    network, _ = model.train_model(CHAPTER, x, y, epochs=2)
+    loss, accuracy = model.evaluate(network, x, y)
+    probabilities = model.predict(network, x)
+    assert accuracy == np.mean((probabilities >= 0.5) == (y == 1))
+    expected_loss = -np.mean(y * np.log(probabilities) + (1 - y) * np.log(1 - probabilities))
+    assert np.isclose(loss, expected_loss, rtol=1e-4)
+
+
 def test_saved_model_is_byte_identical_and_loads_with_the_same_predictions(tmp_path):
     x, y = toy_data()
     saved = []
     for attempt in range(2):
-        model.make_deterministic(CHAPTER.seed)
-        network = model.build_model(x.shape[1], CHAPTER)
-        model.fit(network, x, y, epochs=1, batch_size=8)
+        network, _ = model.train_model(CHAPTER, x, y, epochs=1)
         path = tmp_path / f"model{attempt}.keras"
         model.save_model(network, path)
         saved.append(path.read_bytes())

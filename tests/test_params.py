@@ -29,6 +29,13 @@ def test_project_params_are_the_chapters_defaults():
     assert (params.validate.val_size, params.validate.epochs, params.train.epochs) == (10000, 20, 4)
 
 
+def test_project_params_leave_every_improvement_off():
+    params = load_params(ROOT / "params.yaml")
+    assert params.vocab.ngram_range == (1, 1)
+    assert params.vectorize.weighting == "binary"
+    assert (params.model.dropout, params.model.l2, params.model.nb_scaling) == (0.0, 0.0, False)
+
+
 @pytest.mark.parametrize(
     "section, key, value, message",
     [
@@ -43,6 +50,13 @@ def test_project_params_are_the_chapters_defaults():
         ("validate", "epochs", 0, r"validate\.epochs = 0 .*an integer >= 1"),
         ("validate", "val_size", -5, r"validate\.val_size = -5"),
         ("train", "epochs", "last", r"train\.epochs = 'last' .*an integer >= 1, or best"),
+        ("vocab", "ngram_range", [2, 1], r"vocab\.ngram_range = \[2, 1\] .*\[min_n, max_n\] with 1 <= min_n <= max_n <= 3"),
+        ("vocab", "ngram_range", 2, r"vocab\.ngram_range = 2 is not allowed"),
+        ("vocab", "ngram_range", [1, 4], r"vocab\.ngram_range = \[1, 4\] is not allowed"),
+        ("vectorize", "weighting", "bm25", r"vectorize\.weighting = 'bm25' .*one of binary, count, tfidf"),
+        ("model", "dropout", 1, r"model\.dropout = 1 .*a number from 0 to less than 1"),
+        ("model", "l2", -0.1, r"model\.l2 = -0\.1 .*a number >= 0"),
+        ("model", "nb_scaling", "yes", r"model\.nb_scaling = 'yes' .*true or false"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(raw, section, key, value, message):
@@ -100,7 +114,8 @@ def test_dvc_yaml_lists_every_key_of_each_section_a_stage_reads():
     assert _stage_params("vocab") == keys("vocab")
     assert _stage_params("validate") == keys("model") | keys("validate")
     assert _stage_params("train") == keys("model") | keys("train")
-    for stage in ("vectorize", "evaluate", "plot"):
+    assert _stage_params("vectorize") == keys("vectorize")
+    for stage in ("evaluate", "plot"):
         assert _stage_params(stage) == set()
 
 

@@ -93,14 +93,24 @@ def test_training_curves_are_drawn_as_the_chapter_draws_them():
 
 
 def test_encoded_table_carries_num_words_into_vectorize():
-    sequences = pa.array([[1, 4, 5], [1, 2]], type=pa.list_(pa.int32()))
+    sequences = pa.array([[1, 4, 5, 5], [1, 2]], type=pa.list_(pa.int32()))
     table = vocab.encoded_table(pa.array([1, 0], pa.int8()), sequences, num_words=6)
-    matrix = vectorize.vectorize_table(table)
-    assert matrix.shape == (2, 6)
-    assert matrix.toarray().tolist() == [[0, 1, 0, 0, 1, 1], [0, 1, 1, 0, 0, 0]]
-    twin = vectorize.features_table(table["label"], matrix)
+    counts = vectorize.term_counts(table)
+    assert counts.shape == (2, 6)
+    assert counts.toarray().tolist() == [[0, 1, 0, 0, 1, 2], [0, 1, 1, 0, 0, 0]]
+    binary = vectorize.weigh({"train": counts}, "binary")["train"]
+    assert binary.toarray().tolist() == [[0, 1, 0, 0, 1, 1], [0, 1, 1, 0, 0, 0]]
+    twin = vectorize.features_table(table["label"], binary, "binary")
+    assert twin.column_names == ["label", "indices"]
     assert twin["indices"].to_pylist() == [[1, 4, 5], [1, 2]]
     assert twin["label"].to_pylist() == [1, 0]
+
+
+def test_weighted_features_keep_their_values_in_the_parquet_twin():
+    sequences = pa.array([[1, 4, 5, 5], [1, 2]], type=pa.list_(pa.int32()))
+    counts = vectorize.term_counts(vocab.encoded_table(pa.array([1, 0], pa.int8()), sequences, num_words=6))
+    twin = vectorize.features_table(pa.array([1, 0], pa.int8()), counts, "count")
+    assert twin["values"].to_pylist() == [[1.0, 1.0, 2.0], [1.0, 1.0]]
 
 
 def test_decoded_samples_show_label_and_words():

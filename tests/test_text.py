@@ -75,3 +75,24 @@ def test_every_encoded_index_is_a_marker_or_a_kept_rank(reviews, num_words):
         assert sequence[0] == text.START_CHAR
         assert len(sequence) == len(text.tokenize(review)) + 1
         assert all(i == text.OOV_CHAR or 4 <= i < num_words for i in sequence[1:])
+
+
+def test_terms_add_word_pairs_after_the_words():
+    assert text.terms("Not good, not bad", (1, 2)) == ["not", "good", "not", "bad", "not good", "good not", "not bad"]
+    assert text.terms("Not good, not bad", (2, 3)) == ["not good", "good not", "not bad", "not good not", "good not bad"]
+    assert text.terms("Not good", (1, 1)) == text.tokenize("Not good")
+
+
+def test_word_pairs_seen_once_are_left_out_but_single_words_are_kept():
+    word_index = text.build_word_index(["not good at all", "not good"], (1, 2))
+    assert "not good" in word_index and "good at" not in word_index
+    assert "all" in word_index and "at" in word_index
+    assert word_index["not good"] < word_index["all"]  # seen twice ranks before seen once
+
+
+def test_encoding_with_word_pairs_appends_their_indices():
+    word_index = text.build_word_index(["not good", "not good"], (1, 2))
+    index_of = text.word_to_index(word_index, num_words=100)
+    encoded = text.encode("Not good at all", index_of, (1, 2))
+    # terms: not, good, at, all, "not good", "good at", "at all"; only three are known
+    assert encoded == [1, index_of["not"], index_of["good"], 2, 2, index_of["not good"], 2, 2]
