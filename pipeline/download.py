@@ -7,14 +7,12 @@ same reviews, so the outputs are byte-identical either way).
 """
 from __future__ import annotations
 
-import hashlib
+import gzip
 import os
 import re
 import tarfile
-import urllib.error
-import urllib.request
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable
 
@@ -23,6 +21,7 @@ from tqdm import tqdm
 
 from pipeline import files, paths
 from pipeline.cli import UserError, run
+from pipeline.fetch import DownloadError, fetch
 from pipeline.params import load_params
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -32,6 +31,8 @@ ARCHIVE_ENV = "IMDB_ARCHIVE"
 CACHE_ENV = "IMDB_CACHE_DIR"
 
 _REVIEW = re.compile(r"^aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+_LABELED_FOLDER = re.compile(r"^aclImdb/(train|test)/(pos|neg)/")
+_MAX_REVIEW_BYTES = 1 << 20  # the longest real review is about 14 kB; never read a bomb into memory
 _CHUNK = 1 << 20
 _LABELS = {"neg": 0, "pos": 1}
 _RATINGS = {"neg": range(1, 5), "pos": range(7, 11)}
@@ -58,66 +59,82 @@ def _offline_hint() -> str:
     return f"to use a local copy instead, run: {ARCHIVE_ENV}=/path/to/aclImdb_v1.tar.gz dvc repro"
 
 
-def fetch(url: str, dest: Path, sha256: str, timeout: float = 60) -> Path:
-    """Download url to dest with a progress bar; dest appears only once its sha256 matches."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
+def official_archive(url: str = OFFICIAL_URL, sha256: str = OFFICIAL_SHA256) -> Path:
+    """The official archive, verified, from the cache or downloaded (resuming a partial download)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, files.atomic_open(dest) as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc="download", mininterval=1) as bar:
-                while chunk := response.read(_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-            if digest.hexdigest() != sha256:
-                raise UserError(
-                    f"download of {url} is corrupt: sha256 {digest.hexdigest()}, expected {sha256}; "
-                    f"the file was discarded. {_offline_hint()}"
-                )
-    except urllib.error.HTTPError as error:
-        raise UserError(f"download of {url} failed: HTTP {error.code} {error.reason}; {_offline_hint()}") from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
-        raise UserError(f"download of {url} failed: {reason}; {_offline_hint()}") from None
-    return dest
+        return fetch(url, cache_dir() / "aclImdb_v1.tar.gz", sha256)
+    except DownloadError as error:
+        raise DownloadError(f"{error}; {_offline_hint()}") from None
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+@dataclass
+class ArchiveContents:
+    reviews: list[Review] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)  # names of the members ignored as unexpected
+    invalid_utf8: int = 0  # reviews decoded with U+FFFD in place of invalid bytes
+
+    def summary(self, source: Path) -> str:
+        example = f" (first: {self.unexpected[0]!r})" if self.unexpected else ""
+        return (
+            f"{source}: {len(self.reviews)} labeled reviews; "
+            f"{len(self.unexpected)} unexpected members ignored{example}; "
+            f"{self.invalid_utf8} reviews with invalid UTF-8 decoded with replacement characters"
+        )
 
 
-def official_archive() -> Path:
-    cached = cache_dir() / "aclImdb_v1.tar.gz"
-    if cached.exists() and file_sha256(cached) == OFFICIAL_SHA256:
-        print(f"using the verified download in {cached}")
-        return cached
-    return fetch(OFFICIAL_URL, cached, OFFICIAL_SHA256)
+def member_kind(member: tarfile.TarInfo) -> str:
+    """"review" (read), "other" (the dataset's other files and folders: skipped) or
+    "unexpected" (links, devices, absolute or `..` paths, anything else: ignored and counted)."""
+    name = member.name
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir()):
+        return "unexpected"
+    if member.isfile() and _REVIEW.match(name):
+        return "review" if member.size <= _MAX_REVIEW_BYTES else "unexpected"
+    if _LABELED_FOLDER.match(name) or parts[0] != "aclImdb":
+        return "unexpected"  # a labeled folder holds only <id>_<rating>.txt files
+    return "other"
 
 
-def iter_reviews(stream: IO[bytes]) -> Iterable[Review]:
-    """Labeled reviews from a gzip tar stream; members are read, never extracted."""
-    with tarfile.open(fileobj=stream, mode="r|gz") as archive:
-        for member in archive:
-            match = _REVIEW.match(member.name)
-            if not match or not member.isfile():
-                continue
-            split, folder, review_id, rating = match.groups()
-            text = archive.extractfile(member).read().decode("utf-8", errors="replace")
-            yield Review(split, folder, int(review_id), int(rating), text)
+def read_reviews(stream: IO[bytes]) -> ArchiveContents:
+    """The labeled reviews of a gzip tar stream; members are read as streams, never extracted.
+
+    The gzip layer is read to its end so its checksum and length are verified: a
+    truncated or corrupted archive is an error, not a silently shorter dataset.
+    """
+    contents = ArchiveContents()
+    with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
+        with tarfile.open(fileobj=unzipped, mode="r|") as archive:
+            for member in archive:
+                kind = member_kind(member)
+                if kind == "unexpected":
+                    contents.unexpected.append(member.name)
+                if kind != "review":
+                    continue
+                text, valid = _decoded(archive.extractfile(member).read())
+                contents.invalid_utf8 += not valid
+                split, folder, review_id, rating = _REVIEW.match(member.name).groups()
+                contents.reviews.append(Review(split, folder, int(review_id), int(rating), text))
+        while chunk := unzipped.read(_CHUNK):
+            if chunk.strip(b"\0"):
+                raise tarfile.ReadError("data after the end of the tar archive")
+    return contents
 
 
-def read_archive(path: Path) -> list[Review]:
+def _decoded(data: bytes) -> tuple[str, bool]:
+    try:
+        return data.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace"), False
+
+
+def read_archive(path: Path) -> ArchiveContents:
     try:
         size = path.stat().st_size
         with open(path, "rb") as raw, tqdm.wrapattr(
             raw, "read", total=size, desc=f"read {path.name}", mininterval=1
         ) as stream:
-            return list(iter_reviews(stream))
+            return read_reviews(stream)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file (from {ARCHIVE_ENV})") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
@@ -159,10 +176,11 @@ def main() -> None:
     params = load_params().download
     local = os.environ.get(ARCHIVE_ENV)
     archive = Path(local) if local else official_archive()
-    reviews = read_archive(archive)
-    check_structure(reviews, params.reviews_per_folder, archive)
+    contents = read_archive(archive)
+    check_structure(contents.reviews, params.reviews_per_folder, archive)
+    print(contents.summary(archive))
     for split in paths.SPLITS:
-        table = reviews_table(r for r in reviews if r.split == split)
+        table = reviews_table(r for r in contents.reviews if r.split == split)
         files.write_parquet(paths.raw(split), table)
         print(f"{paths.raw(split)}: {table.num_rows} reviews")
 
