@@ -2,11 +2,14 @@
 
 A stage killed mid-write leaves the previous complete file or none, never half
 of one: data goes to a temporary file in the same directory, then os.replace.
+The temporary file a killed stage leaves behind is removed by the next write of
+the same output.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import io
 import json
 import os
@@ -31,7 +34,10 @@ os.umask(_UMASK)
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside `path`, renamed onto it only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix, suffix = f".{path.name}.", ".tmp"
+    for stale in path.parent.glob(glob.escape(prefix) + "*" + suffix):
+        stale.unlink(missing_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
