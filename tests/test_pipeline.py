@@ -1,5 +1,12 @@
 """End to end: `dvc repro` on a small archive the test builds, in a fresh repository."""
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -17,6 +24,7 @@ SMALL = dict(
     train={"epochs": "best"},
 )
 ALL_STAGES = ["download", "vocab", "vectorize", "validate", "train", "evaluate", "plot"]
+KILL_MID_WRITE = Path(__file__).with_name("kill_mid_write.py")
 
 
 @pytest.fixture
@@ -112,3 +120,70 @@ def test_missing_input_tells_the_user_to_run_the_pipeline(project_factory, archi
     assert result.stderr.strip() == (
         "error: missing input data/encoded/train.parquet: run `dvc repro` to build it"
     )
+
+
+def data_files(path) -> dict[str, bytes]:
+    """Every output under data/ by relative path; temporary files of killed writes aside."""
+    return {
+        str(file.relative_to(path)): file.read_bytes()
+        for file in sorted((path / "data").rglob("*"))
+        if file.is_file() and not file.name.endswith(".tmp")
+    }
+
+
+def assert_each_output_whole_or_absent(path, expected: dict[str, bytes]) -> None:
+    # The stages are deterministic, so a complete output has exactly the uninterrupted run's bytes.
+    found = data_files(path)
+    assert set(found) <= set(expected)
+    for name, data in found.items():
+        assert data == expected[name], f"{name} is half-written"
+
+
+@pytest.mark.e2e
+def test_stages_killed_at_random_moments_leave_whole_outputs_and_repro_recovers(project_factory, archive):
+    project = project_factory(archive, **SMALL)
+    project.dvc("repro", "vectorize")
+    expected = data_files(project.path)
+    started = time.monotonic()
+    project.dvc("repro", "-f", "-s", "vocab")
+    duration = time.monotonic() - started
+    rng = random.Random(7)
+
+    for _ in range(4):  # dvc and its stage, killed together from outside at a random moment
+        dvc = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro", "-f", "-s", rng.choice(["vocab", "vectorize"])],
+            cwd=project.path, env=project.env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0, duration))
+        os.killpg(dvc.pid, signal.SIGKILL)
+        dvc.wait()
+        assert_each_output_whole_or_absent(project.path, expected)
+
+    for _ in range(4):  # a stage killed in the middle of writing one of its outputs
+        stage = rng.choice(["pipeline.download", "pipeline.vocab", "pipeline.vectorize"])
+        counted = project.run(sys.executable, str(KILL_MID_WRITE), stage, "0")
+        writes = int(counted.stderr.strip().splitlines()[-1].removeprefix("writes: "))
+        killed = project.run(sys.executable, str(KILL_MID_WRITE), stage, str(rng.randint(1, writes)), check=False)
+        assert killed.returncode == -signal.SIGKILL
+        assert_each_output_whole_or_absent(project.path, expected)
+
+    project.dvc("repro", "vectorize")
+    assert data_files(project.path) == expected
+    assert "up to date" in project.dvc("status", "vectorize").stdout
+
+
+@pytest.mark.e2e
+def test_forced_rerun_gives_byte_identical_outputs(project_factory, archive):
+    project = project_factory(archive, **SMALL)
+    project.repro()
+    first = {**data_files(project.path), **metrics_files(project.path)}
+    lock = (project.path / "dvc.lock").read_bytes()
+    assert project.dvc("repro", "-f") and (project.path / "dvc.lock").read_bytes() == lock
+    second = {**data_files(project.path), **metrics_files(project.path)}
+    assert sorted(second) == sorted(first)
+    assert [name for name in first if first[name] != second[name]] == []
+
+
+def metrics_files(path) -> dict[str, bytes]:
+    return {f"metrics/{file.name}": file.read_bytes() for file in sorted((path / "metrics").iterdir())}
