@@ -1,3 +1,5 @@
+from collections import Counter
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -96,3 +98,24 @@ def test_encoding_with_word_pairs_appends_their_indices():
     encoded = text.encode("Not good at all", index_of, (1, 2))
     # terms: not, good, at, all, "not good", "good at", "at all"; only three are known
     assert encoded == [1, index_of["not"], index_of["good"], 2, 2, index_of["not good"], 2, 2]
+
+
+@given(st.text(), st.integers(min_value=4, max_value=60))
+def test_decoding_an_encoded_review_gives_back_its_kept_words(review, num_words):
+    word_index = text.build_word_index([review])
+    index_of = text.word_to_index(word_index, num_words)
+    decoded = text.decode(text.encode(review, index_of), text.reverse_index(word_index))
+    kept = [word if word in index_of else "?" for word in text.tokenize(review)]
+    assert decoded == " ".join(["?"] + kept)
+
+
+@given(st.lists(st.text(max_size=30), max_size=8), st.randoms(use_true_random=False))
+def test_word_ranks_are_consecutive_by_frequency_whatever_the_review_order(reviews, rng):
+    word_index = text.build_word_index(reviews)
+    shuffled = list(reviews)
+    rng.shuffle(shuffled)
+    assert text.build_word_index(shuffled) == word_index
+    assert sorted(word_index.values()) == list(range(1, len(word_index) + 1))
+    counts = Counter(word for review in reviews for word in text.tokenize(review))
+    by_rank = sorted(word_index, key=word_index.get)
+    assert [counts[word] for word in by_rank] == sorted(counts.values(), reverse=True)
