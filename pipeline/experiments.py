@@ -101,7 +101,7 @@ def markdown_table(rows: dict[str, dict], changes: dict[str, dict], best_seconds
         seconds = f"{best_seconds:.0f} s" if name == BEST[0] else "—"
         lines.append(
             f"| {name} | {changed} | {row['test.accuracy']:.4f} | {row['test.loss']:.4f} "
-            f"| {row['validation.best_epoch']} | {row['validation.val_accuracy_at_best']:.4f} | {seconds} |"
+            f"| {int(row['validation.best_epoch'])} | {row['validation.val_accuracy_at_best']:.4f} | {seconds} |"
         )
     return header + "\n".join(lines) + "\n"
 

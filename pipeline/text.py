@@ -15,8 +15,12 @@ all bigrams, and so on.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from typing import Iterable, Sequence
+from array import array
+from collections import defaultdict
+from itertools import count
+from typing import Iterable, NamedTuple, Sequence
+
+import numpy as np
 
 START_CHAR = 1
 OOV_CHAR = 2
@@ -39,20 +43,54 @@ def terms(text: str, ngram_range: tuple[int, int] = (1, 1)) -> list[str]:
     return [" ".join(words[i : i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)]
 
 
-def build_word_index(texts: Iterable[str], ngram_range: tuple[int, int] = (1, 1)) -> dict[str, int]:
+class Corpus(NamedTuple):
+    """Reviews as term ids; ids number the terms in order of first appearance."""
+
+    offsets: np.ndarray  # review i is ids[offsets[i]:offsets[i + 1]]
+    ids: np.ndarray
+    terms: list[str]  # the term of each id
+
+
+def index_corpus(texts: Iterable[str], ngram_range: tuple[int, int] = (1, 1)) -> Corpus:
+    """Tokenizes every review once; counting and encoding then work on integer arrays."""
+    id_of: defaultdict[str, int] = defaultdict(count().__next__)  # a new term gets the next id
+    ids = array("i")
+    lengths = array("q")
+    for text in texts:
+        review = [id_of[term] for term in terms(text, ngram_range)]
+        ids.extend(review)
+        lengths.append(len(review))
+    offsets = np.concatenate([[0], np.cumsum(np.frombuffer(lengths, np.int64))]).astype(np.int64)
+    return Corpus(offsets, np.frombuffer(ids, np.int32), list(id_of))
+
+
+def rank_terms(corpus: Corpus) -> dict[str, int]:
     """{term: rank}, rank 1 = most frequent; ties broken by the term itself, so
     the ranking does not depend on the order of the reviews.
 
     Multi-word terms seen only once are left out: there are millions of them, and
     they rank below every term seen twice, so no useful num_words reaches them.
     """
-    counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(terms(text, ngram_range))
-    if ngram_range[1] > 1:
-        counts = Counter({term: n for term, n in counts.items() if n > 1 or " " not in term})
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return {word: rank for rank, (word, _) in enumerate(ranked, start=1)}
+    counts = np.bincount(corpus.ids, minlength=len(corpus.terms)).tolist()
+    kept = [(term, n) for term, n in zip(corpus.terms, counts) if n > 1 or " " not in term]
+    ranked = sorted(kept, key=lambda item: (-item[1], item[0]))
+    return {term: rank for rank, (term, _) in enumerate(ranked, start=1)}
+
+
+def build_word_index(texts: Iterable[str], ngram_range: tuple[int, int] = (1, 1)) -> dict[str, int]:
+    return rank_terms(index_corpus(texts, ngram_range))
+
+
+def encode_corpus(corpus: Corpus, index_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Every review encoded as `encode` does, as (offsets, indices) of one flat array."""
+    lookup = np.fromiter((index_of.get(term, OOV_CHAR) for term in corpus.terms), np.int32, len(corpus.terms))
+    offsets = corpus.offsets + np.arange(len(corpus.offsets))  # room for each review's start marker
+    indices = np.empty(offsets[-1], np.int32)
+    is_start = np.zeros(offsets[-1], bool)
+    is_start[offsets[:-1]] = True
+    indices[is_start] = START_CHAR
+    indices[~is_start] = lookup[corpus.ids]
+    return offsets, indices
 
 
 def word_to_index(word_index: dict[str, int], num_words: int, skip_top: int = 0) -> dict[str, int]:

@@ -10,9 +10,9 @@ data/vocab/decoded_samples.txt, the first training reviews decoded back to words
 from __future__ import annotations
 
 import json
+from concurrent.futures import ProcessPoolExecutor
 
 import pyarrow as pa
-from tqdm import tqdm
 
 from pipeline import files, paths, text
 from pipeline.cli import run
@@ -22,9 +22,16 @@ DECODED_SAMPLES = 5
 _LABEL_NAMES = {0: "negative", 1: "positive"}
 
 
-def encode_split(texts: list[str], index_of: dict[str, int], ngram_range: tuple[int, int], desc: str) -> pa.ListArray:
-    sequences = [text.encode(review, index_of, ngram_range) for review in tqdm(texts, desc=desc, mininterval=1)]
-    return pa.array(sequences, type=pa.list_(pa.int32()))
+def tokenize_split(split: str, ngram_range: tuple[int, int]) -> text.Corpus:
+    texts = files.read_parquet(paths.raw(split), ["text"])["text"].to_pylist()
+    corpus = text.index_corpus(texts, ngram_range)
+    print(f"{paths.raw(split)}: {len(texts)} reviews, {len(corpus.ids)} terms")
+    return corpus
+
+
+def encoded_sequences(corpus: text.Corpus, index_of: dict[str, int]) -> pa.ListArray:
+    offsets, indices = text.encode_corpus(corpus, index_of)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(indices, pa.int32()))
 
 
 def encoded_table(labels: pa.Array, sequences: pa.ListArray, num_words: int) -> pa.Table:
@@ -49,14 +56,15 @@ def decoded_samples(raw: pa.Table, sequences: pa.ListArray, word_index: dict[str
 
 def main() -> None:
     params = load_params().vocab
-    raw = {split: files.read_parquet(paths.raw(split)) for split in paths.SPLITS}
-    train_texts = raw["train"]["text"].to_pylist()
-    word_index = text.build_word_index(tqdm(train_texts, desc="count words", mininterval=1), params.ngram_range)
+    raw = {split: files.read_parquet(paths.raw(split), ["id", "rating", "label"]) for split in paths.SPLITS}
+    # The two splits are tokenized at the same time, one per core.
+    with ProcessPoolExecutor(max_workers=len(paths.SPLITS)) as pool:
+        corpora = dict(zip(paths.SPLITS, pool.map(tokenize_split, paths.SPLITS, [params.ngram_range] * 2)))
+    word_index = text.rank_terms(corpora["train"])  # the training split only
     index_of = text.word_to_index(word_index, params.num_words, params.skip_top)
     files.write_text(paths.WORD_INDEX, json.dumps(word_index, ensure_ascii=False) + "\n")
-    for split in paths.SPLITS:
-        texts = train_texts if split == "train" else raw[split]["text"].to_pylist()
-        sequences = encode_split(texts, index_of, params.ngram_range, desc=f"encode {split}")
+    for split, corpus in corpora.items():
+        sequences = encoded_sequences(corpus, index_of)
         files.write_parquet(paths.encoded(split), encoded_table(raw[split]["label"], sequences, params.num_words))
         if split == "train":
             files.write_text(paths.DECODED_SAMPLES, decoded_samples(raw["train"], sequences, word_index))

@@ -119,3 +119,18 @@ def test_word_ranks_are_consecutive_by_frequency_whatever_the_review_order(revie
     counts = Counter(word for review in reviews for word in text.tokenize(review))
     by_rank = sorted(word_index, key=word_index.get)
     assert [counts[word] for word in by_rank] == sorted(counts.values(), reverse=True)
+
+
+@given(
+    st.lists(st.text(alphabet=st.sampled_from("ab c'<>Dé\u2019"), max_size=30), max_size=6),
+    st.lists(st.text(alphabet=st.sampled_from("ab c'<>Dé\u2019"), max_size=30), max_size=6),
+    st.sampled_from([(1, 1), (1, 2), (2, 3)]),
+    st.integers(min_value=4, max_value=12),
+)
+def test_encoding_a_whole_corpus_equals_encoding_each_review(train, test, ngram_range, num_words):
+    corpus = text.index_corpus(train, ngram_range)
+    index_of = text.word_to_index(text.rank_terms(corpus), num_words)
+    for reviews, indexed in ((train, corpus), (test, text.index_corpus(test, ngram_range))):
+        offsets, indices = text.encode_corpus(indexed, index_of)
+        encoded = [indices[offsets[i] : offsets[i + 1]].tolist() for i in range(len(reviews))]
+        assert encoded == [text.encode(review, index_of, ngram_range) for review in reviews]
