@@ -1,15 +1,19 @@
-"""Wall time, peak memory and timestamped output of a child process.
+"""Wall time, peak memory, TensorFlow use and timestamped output of a process.
+
+    python bench/probe.py LOG -- COMMAND...
+
+runs COMMAND, passes its output through, exits with its status and appends one
+JSON line about it to LOG. The benchmark runs everything it measures this way;
+for the stages, it puts a `python` first on their PATH that runs the real one
+under this script.
 
 Peak memory is the larger of two readings: the child's ru_maxrss from wait4
 (its own peak and that of every child it waited for, however short), and the
 largest sum of resident memory over its whole process tree, sampled every
-SAMPLE_SECONDS (which catches workers running side by side). The tree sampling
-reads /proc, so it is Linux-only; elsewhere ru_maxrss alone is the peak.
-
-Standard library only, because it also runs as a script: the benchmark puts a
-`python` on the stages' PATH that runs `probe.py LOG -- python <args>`, which
-runs the stage, passes its output through, and appends one JSON line about it
-to LOG.
+SAMPLE_SECONDS (which catches workers running side by side). ru_maxrss also
+counts what the parent held when it forked the child, which is why this runs as
+a small process of its own, standard library only. The tree sampling reads
+/proc, so it is Linux-only; elsewhere ru_maxrss alone is the peak.
 """
 from __future__ import annotations
 
@@ -21,8 +25,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import IO, Sequence
+from typing import Sequence
 
 SAMPLE_SECONDS = 0.1
 # Linux reports ru_maxrss in KiB, macOS in bytes.
@@ -42,29 +45,17 @@ class Measurement:
     lines: list[tuple[float, str]] = field(default_factory=list)
 
 
-def measure(
-    argv: Sequence[str],
-    *,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    output: IO[bytes] | None = None,
-    merge_stderr: bool = False,
-    watch_tensorflow: bool = False,
-) -> Measurement:
-    """Runs argv to completion; its stdout lines are timestamped and copied to output
-    (this process's stdout by default). stderr is inherited unless merged into stdout."""
-    output = output or sys.stdout.buffer
+def measure(argv: Sequence[str]) -> Measurement:
+    """Runs argv to completion; its stdout lines are timestamped and passed on to ours."""
     start = time.perf_counter()
-    child = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_stderr else None
-    )
-    sampler = _TreeSampler(child.pid, watch_tensorflow)
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    sampler = _TreeSampler(child.pid)
     sampler.start()
     lines = []
     for raw in child.stdout:
         lines.append((time.perf_counter() - start, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
-        output.write(raw)
-        output.flush()
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
@@ -88,10 +79,9 @@ def seconds_per_epoch(epoch_ends: Sequence[float]) -> float | None:
 
 
 class _TreeSampler(threading.Thread):
-    def __init__(self, pid: int, watch_tensorflow: bool):
+    def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid = pid
-        self.watch_tensorflow = watch_tensorflow
         self.peak_bytes = 0
         self.loaded_tensorflow = False
         self._done = threading.Event()
@@ -109,7 +99,7 @@ class _TreeSampler(threading.Thread):
     def _sample(self) -> None:
         pids = _process_tree(self.pid)
         self.peak_bytes = max(self.peak_bytes, sum(_rss_bytes(pid) for pid in pids))
-        if self.watch_tensorflow and not self.loaded_tensorflow:
+        if not self.loaded_tensorflow:
             self.loaded_tensorflow = any(_maps_tensorflow(pid) for pid in pids)
 
 
@@ -152,7 +142,7 @@ def main(args: Sequence[str]) -> int:
     if separator != "--" or not command:
         print("usage: probe.py LOG -- COMMAND...", file=sys.stderr)
         return 2
-    result = measure(command, watch_tensorflow=True)
+    result = measure(command)
     with open(log, "a", encoding="utf-8") as stream:
         stream.write(json.dumps(asdict(result)) + "\n")
     return result.returncode if result.returncode >= 0 else 128 - result.returncode

@@ -167,10 +167,11 @@ def phase_rows(chapter: ChapterResult) -> list[list[str]]:
 HOW_MEASURED = """\
 How it is measured: (a) is `bench/chapter.py`, the chapter's listings 3-1 to 3-11 with dense
 float64 `vectorize_sequences`, run as one process; (b) is `dvc repro -f` in a fresh temporary
-copy of the project, with the same archive, params and seed. Wall time is the whole process,
-interpreter start-up included. Peak memory is the largest resident set of the process and its
-children (ru_maxrss, and the sum over the process tree sampled every 0.1 s). A stage "loaded
-TensorFlow" if its process mapped TensorFlow's libraries. Seconds per epoch is the median gap
+copy of the project, with the same archive, params and seed. Each process (every stage, the
+whole `dvc repro -f`, the chapter's script) is started and measured by `bench/probe.py`. Wall
+time is the whole process, interpreter start-up included. Peak memory is the largest resident
+set of the process and its children (ru_maxrss, and the sum over the process tree sampled every
+0.1 s). A stage "loaded TensorFlow" if its process mapped TensorFlow's libraries. Seconds per epoch is the median gap
 between consecutive epoch ends of the validation run (the first epoch, which also compiles, is
 left out): (a) from a Keras callback, (b) from the times at which the validate stage printed its
 per-epoch `val_loss` lines."""

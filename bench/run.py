@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.probe import Measurement, measure, seconds_per_epoch
+from bench.probe import Measurement, seconds_per_epoch
 from bench.report import NOOP_RUNS, Benchmark, ChapterResult, PipelineResult, render
 from pipeline import download, files
 from pipeline.cli import UserError
@@ -31,6 +31,7 @@ from tests.archives import review_members, write_archive
 from tests.project import ROOT, Project, make_project, stages_run
 
 BENCH_DIR = Path(__file__).resolve().parent
+PROBE = BENCH_DIR / "probe.py"
 REAL_RESULTS = BENCH_DIR / "results.md"
 QUICK_RESULTS = BENCH_DIR / "results-quick.md"
 QUICK_PER_FOLDER = 1000
@@ -96,14 +97,31 @@ def checked(result: Measurement, what: str, log: Path) -> Measurement:
     return result
 
 
+def probe_command(log: Path) -> list[str]:
+    return [sys.executable, str(PROBE), str(log), "--"]
+
+
+def read_measurements(log: Path) -> list[Measurement]:
+    return [Measurement(**json.loads(line)) for line in log.read_text().splitlines()]
+
+
+def probed(argv: list[str], what: str, *, cwd: Path, env: dict[str, str], log: Path) -> Measurement:
+    """argv run under probe.py, which is a small process: a child's ru_maxrss also counts
+    what its parent held when it forked it. Its output, stderr too, is added to log."""
+    record = log.with_suffix(".jsonl")
+    record.unlink(missing_ok=True)
+    with open(log, "ab") as output:
+        subprocess.run([*probe_command(record), *argv], cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
+    (measured,) = read_measurements(record)
+    return checked(measured, what, log)
+
+
 def run_chapter(project: Project, workdir: Path) -> ChapterResult:
-    report, log = workdir / "chapter.json", workdir / "chapter.log"
+    report = workdir / "chapter.json"
     progress("running the chapter's code")
     argv = [sys.executable, "-m", "bench.chapter", "--params", str(project.path / "params.yaml")]
     argv += ["--archive", project.env["IMDB_ARCHIVE"], "--out", str(report)]
-    with open(log, "wb") as output:
-        process = measure(argv, cwd=ROOT, env=project.env, output=output, merge_stderr=True)
-    checked(process, "the chapter's code", log)
+    process = probed(argv, "the chapter's code", cwd=ROOT, env=project.env, log=workdir / "chapter.log")
     numbers = json.loads(report.read_text())
     return ChapterResult(
         process=process,
@@ -119,15 +137,14 @@ def write_python_probe(folder: Path, log: Path) -> Path:
     """A `python` that runs the real one under the probe; first on PATH, it measures every stage."""
     folder.mkdir(parents=True, exist_ok=True)
     shim = folder / "python"
-    probe = [sys.executable, str(BENCH_DIR / "probe.py"), str(log), "--", sys.executable]
-    shim.write_text(f'#!/bin/sh\nexec {shlex.join(probe)} "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec {shlex.join([*probe_command(log), sys.executable])} "$@"\n')
     shim.chmod(0o755)
     return folder
 
 
 def stage_measurements(dvc_yaml: Path, log: Path) -> dict[str, Measurement]:
     """Each stage's Measurement, matched to dvc.yaml by the arguments of its `python` command."""
-    runs = [Measurement(**json.loads(line)) for line in log.read_text().splitlines()]
+    runs = read_measurements(log)
     stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
     measured = {}
     for name, stage in stages.items():
@@ -149,19 +166,11 @@ def run_pipeline(project: Project, workdir: Path) -> PipelineResult:
     stage_log, log = workdir / "stages.jsonl", workdir / "dvc.log"
     dvc = [sys.executable, "-m", "dvc", "repro"]
     probe_bin = write_python_probe(workdir / "probe-bin", stage_log)
-    probed_env = {**project.env, "PATH": f"{probe_bin}{os.pathsep}{project.env['PATH']}"}
+    stages_probed = {**project.env, "PATH": f"{probe_bin}{os.pathsep}{project.env['PATH']}"}
     progress("running dvc repro -f")
-    with open(log, "wb") as output:
-        repro = checked(
-            measure([*dvc, "-f"], cwd=project.path, env=probed_env, output=output, merge_stderr=True),
-            "dvc repro -f",
-            log,
-        )
-        progress(f"running dvc repro with nothing to do, {NOOP_RUNS} times")
-        noops = [
-            checked(measure(dvc, cwd=project.path, env=project.env, output=output, merge_stderr=True), "dvc repro", log)
-            for _ in range(NOOP_RUNS)
-        ]
+    repro = probed([*dvc, "-f"], "dvc repro -f", cwd=project.path, env=stages_probed, log=log)
+    progress(f"running dvc repro with nothing to do, {NOOP_RUNS} times")
+    noops = [probed(dvc, "dvc repro", cwd=project.path, env=project.env, log=log) for _ in range(NOOP_RUNS)]
     stages = stage_measurements(project.path / "dvc.yaml", stage_log)
     metrics = files.read_json(project.path / "metrics" / "metrics.json")
     return PipelineResult(

@@ -1,5 +1,4 @@
 """The benchmark: its measurements, its checks against the targets, and a quick run end to end."""
-import io
 import json
 import subprocess
 import sys
@@ -20,30 +19,40 @@ def python(code: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(code)]
 
 
-def test_peak_memory_is_what_the_child_held():
-    result = probe.measure(python("data = b'x' * 300_000_000"), output=io.BytesIO())
-    assert 300 * MB <= result.peak_rss_bytes < 400 * MB
+def probed(tmp_path, command: list[str]) -> tuple[subprocess.CompletedProcess, Measurement]:
+    """Runs command under probe.py, as the benchmark runs each stage: from a small process, because a
+    child's ru_maxrss also counts what its parent held when it forked it (this test process holds a lot)."""
+    log = tmp_path / "runs.jsonl"
+    log.unlink(missing_ok=True)
+    result = subprocess.run([*run.probe_command(log), *command], capture_output=True, text=True)
+    (record,) = run.read_measurements(log)
+    return result, record
 
 
-def test_peak_memory_adds_up_processes_running_side_by_side():
+def test_peak_memory_is_what_the_stage_held(tmp_path):
+    _, record = probed(tmp_path, python("data = b'x' * 300_000_000"))
+    assert 300 * MB <= record.peak_rss_bytes < 400 * MB
+
+
+def test_peak_memory_adds_up_processes_running_side_by_side(tmp_path):
     # Each process holds 200 MB while the other does: a per-process peak would see 200 MB.
     code = """
         import subprocess, sys
         data = b'x' * 200_000_000
         subprocess.run([sys.executable, '-c', "import time; data = b'y' * 200_000_000; time.sleep(1)"])
     """
-    result = probe.measure(python(code), output=io.BytesIO())
-    assert result.peak_rss_bytes >= 400 * MB
+    _, record = probed(tmp_path, python(code))
+    assert record.peak_rss_bytes >= 400 * MB
 
 
-def test_output_is_passed_through_and_timestamped_in_order():
-    output = io.BytesIO()
-    result = probe.measure(python("print('one'); print('two', flush=True); print('three'); exit(3)"), output=output)
-    assert output.getvalue() == b"one\ntwo\nthree\n"
-    assert [line for _, line in result.lines] == ["one", "two", "three"]
-    times = [seconds for seconds, _ in result.lines]
-    assert times == sorted(times) and times[-1] <= result.wall_s
-    assert result.returncode == 3
+def test_probe_passes_output_and_exit_status_through_and_logs_them_timestamped(tmp_path):
+    command = python("print('one'); print('two', flush=True); print('three'); exit(3)")
+    result, record = probed(tmp_path, command)
+    assert result.returncode == 3 and result.stdout == "one\ntwo\nthree\n"
+    assert record.argv == command and record.returncode == 3
+    assert [line for _, line in record.lines] == ["one", "two", "three"]
+    times = [seconds for seconds, _ in record.lines]
+    assert times == sorted(times) and times[-1] <= record.wall_s
 
 
 def test_a_process_that_maps_tensorflow_libraries_is_seen_loading_tensorflow(tmp_path):
@@ -56,20 +65,8 @@ def test_a_process_that_maps_tensorflow_libraries_is_seen_loading_tensorflow(tmp
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
             time.sleep(1)
     """
-    assert probe.measure(python(code), output=io.BytesIO(), watch_tensorflow=True).loaded_tensorflow
-    plain = probe.measure(python("import time; time.sleep(0.3)"), output=io.BytesIO(), watch_tensorflow=True)
-    assert not plain.loaded_tensorflow
-
-
-def test_probe_script_runs_the_command_and_logs_its_measurement(tmp_path):
-    log = tmp_path / "runs.jsonl"
-    command = [sys.executable, "-c", "print('hello'); exit(4)"]
-    script = [sys.executable, str(ROOT / "bench" / "probe.py"), str(log), "--", *command]
-    result = subprocess.run(script, capture_output=True, text=True)
-    assert result.returncode == 4 and result.stdout == "hello\n"
-    (record,) = [Measurement(**json.loads(line)) for line in log.read_text().splitlines()]
-    assert record.argv == command and record.returncode == 4
-    assert [line for _, line in record.lines] == ["hello"]
+    assert probed(tmp_path, python(code))[1].loaded_tensorflow
+    assert not probed(tmp_path, python("import time; time.sleep(0.3)"))[1].loaded_tensorflow
 
 
 def test_seconds_per_epoch_is_the_median_gap_between_epoch_ends():
