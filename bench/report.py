@@ -171,10 +171,10 @@ copy of the project, with the same archive, params and seed. Each process (every
 whole `dvc repro -f`, the chapter's script) is started and measured by `bench/probe.py`. Wall
 time is the whole process, interpreter start-up included. Peak memory is the largest resident
 set of the process and its children (ru_maxrss, and the sum over the process tree sampled every
-0.1 s). A stage "loaded TensorFlow" if its process mapped TensorFlow's libraries. Seconds per epoch is the median gap
-between consecutive epoch ends of the validation run (the first epoch, which also compiles, is
-left out): (a) from a Keras callback, (b) from the times at which the validate stage printed its
-per-epoch `val_loss` lines."""
+0.1 s). A stage "loaded TensorFlow" if its process mapped TensorFlow's libraries. Seconds per
+epoch is the median gap between consecutive epoch ends of the validation run (the first epoch,
+which also compiles, is left out): (a) from a Keras callback, (b) from the times at which the
+validate stage printed its per-epoch `val_loss` lines."""
 
 
 def render(benchmark: Benchmark) -> str:

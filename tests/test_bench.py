@@ -3,13 +3,14 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 
 from bench import chapter, probe, report, run
 from bench.probe import Measurement
 from pipeline.cli import UserError
-from pipeline.params import ModelParams
+from pipeline.params import load_params
 from tests.project import ROOT
 
 MB = 1_000_000
@@ -166,10 +167,13 @@ def test_report_names_the_largest_stage_and_the_stages_that_loaded_tensorflow():
     assert "(download, vocab, vectorize, plot): plot | 1 | 0 | **no** |" in markdown
 
 
-def test_the_benchmark_refuses_params_that_are_not_the_chapters_model():
-    chapter.check_chapter_model(ModelParams(**chapter.CHAPTER_MODEL, seed=1))
+def test_the_benchmark_accepts_the_committed_params_and_refuses_others_than_the_chapters():
+    params = load_params(ROOT / "params.yaml")
+    chapter.check_chapter_params(params)
     with pytest.raises(UserError, match=r"model.units = 32, but the chapter's code uses 16"):
-        chapter.check_chapter_model(ModelParams(**{**chapter.CHAPTER_MODEL, "units": 32}, seed=1))
+        chapter.check_chapter_params(replace(params, model=replace(params.model, units=32)))
+    with pytest.raises(UserError, match=r"vectorize.weighting = 'tfidf', but the chapter's code uses 'binary'"):
+        chapter.check_chapter_params(replace(params, vectorize=replace(params.vectorize, weighting="tfidf")))
 
 
 @pytest.mark.e2e
