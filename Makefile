@@ -1,11 +1,12 @@
-# Two commands from a fresh clone: `make repro` (set up and run the pipeline) and `make test`.
+# Two commands from a fresh clone: `make repro` (set up and run the pipeline) and `make test`;
+# `make bench` compares the pipeline's speed and memory with the chapter's code.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `dvc`: make them the project's own.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test experiments clean
+.PHONY: setup repro test experiments bench bench-quick clean
 
 setup: $(VENV)/.installed
 
@@ -23,6 +24,12 @@ test: setup
 
 experiments: setup
 	python -m pipeline.experiments
+
+bench: setup
+	python -m bench
+
+bench-quick: setup
+	python -m bench --quick
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse
 from sklearn.feature_extraction.text import TfidfTransformer
 
+from bench.chapter import vectorize_sequences as chapter_vectorize_sequences  # listing 3-2: the dense reference
 from pipeline.cli import UserError
 from pipeline.features import (
     binary,
@@ -13,14 +14,6 @@ from pipeline.features import (
     tfidf,
     vectorize_sequences,
 )
-
-
-def chapter_vectorize_sequences(sequences, dimension=10000):
-    """Listing 3-2, verbatim: the dense reference."""
-    results = np.zeros((len(sequences), dimension))
-    for i, sequence in enumerate(sequences):
-        results[i, sequence] = 1.0
-    return results
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""The benchmark: the chapter's dense code path against the DVC pipeline (`python -m bench`)."""

@@ -1,0 +1,4 @@
+from bench.run import main
+from pipeline.cli import run
+
+run(main)

@@ -1,0 +1,152 @@
+"""Wall time, peak memory, TensorFlow use and timestamped output of a process.
+
+    python bench/probe.py LOG -- COMMAND...
+
+runs COMMAND, passes its output through, exits with its status and appends one
+JSON line about it to LOG. The benchmark runs everything it measures this way;
+for the stages, it puts a `python` first on their PATH that runs the real one
+under this script.
+
+Peak memory is the larger of two readings: the child's ru_maxrss from wait4
+(its own peak and that of every child it waited for, however short), and the
+largest sum of resident memory over its whole process tree, sampled every
+SAMPLE_SECONDS (which catches workers running side by side). ru_maxrss also
+counts what the parent held when it forked the child, which is why this runs as
+a small process of its own, standard library only. The tree sampling reads
+/proc, so it is Linux-only; elsewhere ru_maxrss alone is the peak.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+SAMPLE_SECONDS = 0.1
+# Linux reports ru_maxrss in KiB, macOS in bytes.
+_MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+# Any mapped file under a tensorflow/ folder means TensorFlow's native code is loaded.
+_TENSORFLOW_MARK = "/tensorflow/"
+
+
+@dataclass
+class Measurement:
+    argv: list[str]
+    returncode: int
+    wall_s: float
+    peak_rss_bytes: int
+    loaded_tensorflow: bool
+    # (seconds since the start, line) for every line the process wrote to stdout
+    lines: list[tuple[float, str]] = field(default_factory=list)
+
+
+def measure(argv: Sequence[str]) -> Measurement:
+    """Runs argv to completion; its stdout lines are timestamped and passed on to ours."""
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    sampler = _TreeSampler(child.pid)
+    sampler.start()
+    lines = []
+    for raw in child.stdout:
+        lines.append((time.perf_counter() - start, raw.decode("utf-8", errors="replace").rstrip("\r\n")))
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait again
+    child.stdout.close()
+    sampler.finish()
+    return Measurement(
+        argv=list(argv),
+        returncode=child.returncode,
+        wall_s=wall,
+        peak_rss_bytes=max(usage.ru_maxrss * _MAXRSS_UNIT, sampler.peak_bytes),
+        loaded_tensorflow=sampler.loaded_tensorflow,
+        lines=lines,
+    )
+
+
+def seconds_per_epoch(epoch_ends: Sequence[float]) -> float | None:
+    """Steady-state epoch time: the median gap between consecutive epoch ends
+    (the first epoch, which also traces and compiles, is left out)."""
+    gaps = [later - earlier for earlier, later in zip(epoch_ends, epoch_ends[1:])]
+    return statistics.median(gaps) if gaps else None
+
+
+class _TreeSampler(threading.Thread):
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_bytes = 0
+        self.loaded_tensorflow = False
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self._sample()
+            if self._done.wait(SAMPLE_SECONDS):
+                return
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join()
+
+    def _sample(self) -> None:
+        pids = _process_tree(self.pid)
+        self.peak_bytes = max(self.peak_bytes, sum(_rss_bytes(pid) for pid in pids))
+        if not self.loaded_tensorflow:
+            self.loaded_tensorflow = any(_maps_tensorflow(pid) for pid in pids)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            return stream.read()
+    except OSError:  # the process has just exited, or this is not Linux
+        return ""
+
+
+def _process_tree(root: int) -> list[int]:
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            todo.extend(int(child) for child in _read(f"/proc/{pid}/task/{task}/children").split())
+    return tree
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in _read(f"/proc/{pid}/status").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _maps_tensorflow(pid: int) -> bool:
+    return _TENSORFLOW_MARK in _read(f"/proc/{pid}/maps")
+
+
+def main(args: Sequence[str]) -> int:
+    """probe.py LOG -- COMMAND...: runs COMMAND, appends its Measurement to LOG as a JSON line."""
+    log, separator, *command = args
+    if separator != "--" or not command:
+        print("usage: probe.py LOG -- COMMAND...", file=sys.stderr)
+        return 2
+    result = measure(command)
+    with open(log, "a", encoding="utf-8") as stream:
+        stream.write(json.dumps(asdict(result)) + "\n")
+    return result.returncode if result.returncode >= 0 else 128 - result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

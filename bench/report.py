@@ -1,0 +1,213 @@
+"""The benchmark's results as markdown tables, checked against the issue's targets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.probe import Measurement
+
+MODEL_FREE_STAGES = ("download", "vocab", "vectorize", "plot")
+MAX_WALL_RATIO = 0.4
+MAX_STAGE_BYTES = 1_000_000_000
+MAX_EPOCH_S = 0.2
+MAX_ACCURACY_GAP = 0.005
+MAX_NOOP_S = 3.0
+NOOP_RUNS = 3
+
+
+@dataclass
+class ChapterResult:
+    process: Measurement
+    phases: list[dict]  # name, wall_s, peak_rss_bytes (the process's peak by the end of the phase)
+    validation_epochs: int
+    refit_epochs: int
+    seconds_per_epoch: float | None
+    test_accuracy: float
+
+
+@dataclass
+class PipelineResult:
+    repro: Measurement  # the whole `dvc repro -f`
+    stages: dict[str, Measurement]  # in dvc.yaml order
+    noop_s: float  # `dvc repro` with nothing to do, median of NOOP_RUNS
+    noop_reran: list[str]  # stages that no-op run ran anyway (should be none)
+    seconds_per_epoch: float | None
+    test_accuracy: float
+
+
+@dataclass
+class Benchmark:
+    data: str
+    machine: str
+    chapter: ChapterResult
+    pipeline: PipelineResult
+
+
+def _seconds(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _megabytes(value: int) -> str:
+    return f"{value / 1e6:.0f}"
+
+
+def _ratio(b: float | None, a: float | None) -> str:
+    return "n/a" if a is None or b is None or a == 0 else f"{b / a:.3f}"
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def largest_stage(pipeline: PipelineResult) -> tuple[str, int]:
+    name = max(pipeline.stages, key=lambda stage: pipeline.stages[stage].peak_rss_bytes)
+    return name, pipeline.stages[name].peak_rss_bytes
+
+
+def tensorflow_in_model_free_stages(pipeline: PipelineResult) -> list[str]:
+    return [name for name in MODEL_FREE_STAGES if name in pipeline.stages and pipeline.stages[name].loaded_tensorflow]
+
+
+def comparison_rows(chapter: ChapterResult, pipeline: PipelineResult) -> list[list[str]]:
+    a_wall, b_wall = chapter.process.wall_s, pipeline.repro.wall_s
+    stage, b_peak = largest_stage(pipeline)
+    a_epoch, b_epoch = chapter.seconds_per_epoch, pipeline.seconds_per_epoch
+    a_acc, b_acc = chapter.test_accuracy, pipeline.test_accuracy
+    return [
+        [
+            "wall time, end to end (s)",
+            _seconds(a_wall),
+            _seconds(b_wall),
+            _ratio(b_wall, a_wall),
+            f"(b)/(a) ≤ {MAX_WALL_RATIO}",
+            _met(b_wall <= MAX_WALL_RATIO * a_wall),
+        ],
+        [
+            f"peak memory (MB): (a) the script, (b) its largest stage, {stage}",
+            _megabytes(chapter.process.peak_rss_bytes),
+            _megabytes(b_peak),
+            _ratio(b_peak, chapter.process.peak_rss_bytes),
+            f"(b) ≤ {_megabytes(MAX_STAGE_BYTES)} MB",
+            _met(b_peak <= MAX_STAGE_BYTES),
+        ],
+        [
+            "seconds per validation-run epoch",
+            _seconds(a_epoch, 3),
+            _seconds(b_epoch, 3),
+            _ratio(b_epoch, a_epoch),
+            f"(b) ≤ {MAX_EPOCH_S} s",
+            _met(b_epoch is not None and b_epoch <= MAX_EPOCH_S),
+        ],
+        [
+            "test accuracy",
+            f"{a_acc:.5f}",
+            f"{b_acc:.5f}",
+            _ratio(b_acc, a_acc),
+            f"(b) within {MAX_ACCURACY_GAP} of (a)",
+            _met(abs(b_acc - a_acc) <= MAX_ACCURACY_GAP),
+        ],
+    ]
+
+
+def pipeline_target_rows(pipeline: PipelineResult) -> list[list[str]]:
+    loaded = tensorflow_in_model_free_stages(pipeline)
+    noop_note = f" (re-ran {', '.join(pipeline.noop_reran)})" if pipeline.noop_reran else ""
+    return [
+        [
+            f"`dvc repro` with nothing to do (s, median of {NOOP_RUNS}){noop_note}",
+            _seconds(pipeline.noop_s),
+            f"≤ {MAX_NOOP_S} s, nothing re-run",
+            _met(pipeline.noop_s <= MAX_NOOP_S and not pipeline.noop_reran),
+        ],
+        [
+            "stages without a model that loaded TensorFlow (" + ", ".join(MODEL_FREE_STAGES) + ")"
+            + (f": {', '.join(loaded)}" if loaded else ""),
+            str(len(loaded)),
+            "0",
+            _met(not loaded),
+        ],
+    ]
+
+
+def stage_rows(pipeline: PipelineResult) -> list[list[str]]:
+    rows = [
+        [name, _seconds(run.wall_s), _megabytes(run.peak_rss_bytes), "yes" if run.loaded_tensorflow else "no"]
+        for name, run in pipeline.stages.items()
+    ]
+    any_tensorflow = any(run.loaded_tensorflow for run in pipeline.stages.values())
+    whole = pipeline.repro
+    return rows + [
+        [
+            "`dvc repro -f`, all stages",
+            _seconds(whole.wall_s),
+            _megabytes(whole.peak_rss_bytes),
+            "yes" if any_tensorflow else "no",
+        ]
+    ]
+
+
+def phase_label(chapter: ChapterResult, name: str) -> str:
+    epochs = {"validation run": chapter.validation_epochs, "refit": chapter.refit_epochs}
+    return f"{name} ({epochs[name]} epochs)" if name in epochs else name
+
+
+def phase_rows(chapter: ChapterResult) -> list[list[str]]:
+    rows = [
+        [phase_label(chapter, phase["name"]), _seconds(phase["wall_s"]), _megabytes(phase["peak_rss_bytes"])]
+        for phase in chapter.phases
+    ]
+    whole = chapter.process
+    return rows + [["whole script (process)", _seconds(whole.wall_s), _megabytes(whole.peak_rss_bytes)]]
+
+
+HOW_MEASURED = """\
+How it is measured: (a) is `bench/chapter.py`, the chapter's listings 3-1 to 3-11 with dense
+float64 `vectorize_sequences`, run as one process; (b) is `dvc repro -f` in a fresh temporary
+copy of the project, with the same archive, params and seed. Each process (every stage, the
+whole `dvc repro -f`, the chapter's script) is started and measured by `bench/probe.py`. Wall
+time is the whole process, interpreter start-up included. Peak memory is the largest resident
+set of the process and its children (ru_maxrss, and the sum over the process tree sampled every
+0.1 s). A stage "loaded TensorFlow" if its process mapped TensorFlow's libraries. Seconds per
+epoch is the median gap between consecutive epoch ends of the validation run (the first epoch,
+which also compiles, is left out): (a) from a Keras callback, (b) from the times at which the
+validate stage printed its per-epoch `val_loss` lines."""
+
+
+def render(benchmark: Benchmark) -> str:
+    chapter, pipeline = benchmark.chapter, benchmark.pipeline
+    dvc_itself = pipeline.repro.wall_s - sum(run.wall_s for run in pipeline.stages.values())
+    lines = [
+        "# Benchmark: the chapter's dense code (a) against the pipeline (b)",
+        "",
+        f"Data: {benchmark.data}.",
+        "",
+        f"Machine: {benchmark.machine}.",
+        "",
+        "## Against the chapter, and the targets",
+        "",
+        *_table(
+            ["measure", "chapter's code (a)", "pipeline (b)", "(b)/(a)", "target", "met"],
+            comparison_rows(chapter, pipeline),
+        ),
+        "",
+        "## Targets of the pipeline alone",
+        "",
+        *_table(["measure", "pipeline", "target", "met"], pipeline_target_rows(pipeline)),
+        "",
+        "## The pipeline, stage by stage",
+        "",
+        *_table(["stage", "wall (s)", "peak memory (MB)", "TensorFlow loaded"], stage_rows(pipeline)),
+        "",
+        f"DVC itself takes {dvc_itself:.2f} s of `dvc repro -f` (the whole run minus its stages).",
+        "",
+        "## The chapter's code, phase by phase",
+        "",
+        *_table(["phase", "wall (s)", "peak memory so far (MB)"], phase_rows(chapter)),
+        "",
+        HOW_MEASURED,
+    ]
+    return "\n".join(lines) + "\n"

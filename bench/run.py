@@ -1,0 +1,232 @@
+"""`python -m bench`: the chapter's dense code and `dvc repro -f`, on one archive, one machine.
+
+With IMDB_ARCHIVE set, that copy of the reviews is used; without it, the
+pipeline's own download (kept in its cache). `--quick` generates a small archive
+instead and shrinks the params to match, so a run takes about a minute.
+Progress goes to stderr; the markdown report to stdout and to --out.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.probe import Measurement, seconds_per_epoch
+from bench.report import NOOP_RUNS, Benchmark, ChapterResult, PipelineResult, render
+from pipeline import download, files
+from pipeline.cli import UserError
+from tests.archives import review_members, write_archive
+from tests.project import ROOT, Project, make_project, stages_run
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROBE = BENCH_DIR / "probe.py"
+REAL_RESULTS = BENCH_DIR / "results.md"
+QUICK_RESULTS = BENCH_DIR / "results-quick.md"
+QUICK_PER_FOLDER = 1000
+QUICK_PARAMS = {"download": {"reviews_per_folder": QUICK_PER_FOLDER}, "validate": {"val_size": 1000}}
+QUICK_ARCHIVE_SEED = 3
+# The validate stage prints one line per epoch with the validation loss (Keras, verbose=2).
+EPOCH_END_MARK = "val_loss"
+LOG_TAIL_LINES = 30
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def quick_archive(folder: Path) -> Path:
+    return write_archive(folder / "quick_aclImdb.tar.gz", review_members(QUICK_PER_FOLDER, seed=QUICK_ARCHIVE_SEED))
+
+
+def real_archive() -> Path:
+    local = os.environ.get(download.ARCHIVE_ENV)
+    archive = Path(local).resolve() if local else download.official_archive()
+    if not archive.is_file():
+        raise UserError(f"{archive}: no such file (from {download.ARCHIVE_ENV})")
+    return archive
+
+
+def machine() -> str:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor() or platform.machine(),
+    )
+    memory_kib = next((int(line.split()[1]) for line in _lines("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    versions = ", ".join(
+        f"{name} {importlib.metadata.version(package)}"
+        for name, package in (("TensorFlow", "tensorflow"), ("Keras", "keras"), ("DVC", "dvc"), ("NumPy", "numpy"))
+    )
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory_kib * 1024 / 1e9:.1f} GB memory; "
+        f"load average {load} when the benchmark started; Python {platform.python_version()}, {versions}"
+    )
+
+
+def code_version() -> str:
+    described = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    return f"commit {described.stdout.strip()}" if described.returncode == 0 else "an unknown commit"
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def checked(result: Measurement, what: str, log: Path) -> Measurement:
+    if result.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+        print(tail, file=sys.stderr)
+        code = result.returncode
+        status = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+        raise UserError(f"{what} {status}; the end of its output is above")
+    return result
+
+
+def probe_command(log: Path) -> list[str]:
+    return [sys.executable, str(PROBE), str(log), "--"]
+
+
+def read_measurements(log: Path) -> list[Measurement]:
+    return [Measurement(**json.loads(line)) for line in log.read_text().splitlines()]
+
+
+def probed(argv: list[str], what: str, *, cwd: Path, env: dict[str, str], log: Path) -> Measurement:
+    """argv run under probe.py, which is a small process: a child's ru_maxrss also counts
+    what its parent held when it forked it. Its output, stderr too, is added to log."""
+    record = log.with_suffix(".jsonl")
+    record.unlink(missing_ok=True)
+    with open(log, "ab") as output:
+        subprocess.run([*probe_command(record), *argv], cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
+    (measured,) = read_measurements(record)
+    return checked(measured, what, log)
+
+
+def run_chapter(project: Project, workdir: Path) -> ChapterResult:
+    report = workdir / "chapter.json"
+    progress("running the chapter's code")
+    argv = [sys.executable, "-m", "bench.chapter", "--params", str(project.path / "params.yaml")]
+    argv += ["--archive", project.env["IMDB_ARCHIVE"], "--out", str(report)]
+    process = probed(argv, "the chapter's code", cwd=ROOT, env=project.env, log=workdir / "chapter.log")
+    numbers = json.loads(report.read_text())
+    return ChapterResult(
+        process=process,
+        phases=numbers["phases"],
+        validation_epochs=numbers["validation_epochs"],
+        refit_epochs=numbers["refit_epochs"],
+        seconds_per_epoch=numbers["seconds_per_epoch"],
+        test_accuracy=numbers["test_accuracy"],
+    )
+
+
+def write_python_probe(folder: Path, log: Path) -> Path:
+    """A `python` that runs the real one under the probe; first on PATH, it measures every stage."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shim = folder / "python"
+    shim.write_text(f'#!/bin/sh\nexec {shlex.join([*probe_command(log), sys.executable])} "$@"\n')
+    shim.chmod(0o755)
+    return folder
+
+
+def stage_measurements(dvc_yaml: Path, log: Path) -> dict[str, Measurement]:
+    """Each stage's Measurement, matched to dvc.yaml by the arguments of its `python` command."""
+    runs = read_measurements(log)
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    measured = {}
+    for name, stage in stages.items():
+        program, *args = shlex.split(stage["cmd"])
+        match = [run for run in runs if run.argv[1:] == args]
+        if program != "python" or len(match) != 1:
+            raise UserError(
+                f"stage {name}: its command {stage['cmd']!r} did not run once as `python …`, so it was not measured"
+            )
+        measured[name] = match[0]
+    return measured
+
+
+def epoch_ends(run: Measurement) -> list[float]:
+    return [seconds for seconds, line in run.lines if EPOCH_END_MARK in line]
+
+
+def run_pipeline(project: Project, workdir: Path) -> PipelineResult:
+    stage_log, log = workdir / "stages.jsonl", workdir / "dvc.log"
+    dvc = [sys.executable, "-m", "dvc", "repro"]
+    probe_bin = write_python_probe(workdir / "probe-bin", stage_log)
+    stages_probed = {**project.env, "PATH": f"{probe_bin}{os.pathsep}{project.env['PATH']}"}
+    progress("running dvc repro -f")
+    repro = probed([*dvc, "-f"], "dvc repro -f", cwd=project.path, env=stages_probed, log=log)
+    progress(f"running dvc repro with nothing to do, {NOOP_RUNS} times")
+    noops = [probed(dvc, "dvc repro", cwd=project.path, env=project.env, log=log) for _ in range(NOOP_RUNS)]
+    stages = stage_measurements(project.path / "dvc.yaml", stage_log)
+    metrics = files.read_json(project.path / "metrics" / "metrics.json")
+    return PipelineResult(
+        repro=repro,
+        stages=stages,
+        noop_s=statistics.median(run.wall_s for run in noops),
+        noop_reran=sorted({stage for run in noops for stage in stages_run("\n".join(text for _, text in run.lines))}),
+        seconds_per_epoch=seconds_per_epoch(epoch_ends(stages["validate"])) if "validate" in stages else None,
+        test_accuracy=metrics["test"]["accuracy"],
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small generated archive instead of the real reviews")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"where to write the report (default: {REAL_RESULTS.relative_to(ROOT)}, "
+        f"or {QUICK_RESULTS.relative_to(ROOT)} with --quick)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project and the logs of both runs")
+    return parser.parse_args(argv)
+
+
+def benchmark(workdir: Path, quick: bool) -> Benchmark:
+    machine_now = machine()
+    if quick:
+        archive = quick_archive(workdir)
+        changes = ", ".join(
+            f"{section}.{key} = {value}" for section, keys in QUICK_PARAMS.items() for key, value in keys.items()
+        )
+        data = f"quick mode, a generated archive ({changes}); the targets are for the real reviews"
+    else:
+        archive = real_archive()
+        data = f"the real reviews, {archive.name}"
+    data += f"; the pipeline's code at {code_version()}"
+    progress(f"making a copy of the project in {workdir / 'project'}")
+    project = make_project(workdir / "project", archive, **(QUICK_PARAMS if quick else {}))
+    pipeline = run_pipeline(project, workdir)
+    chapter = run_chapter(project, workdir)
+    return Benchmark(data=data, machine=machine_now, chapter=chapter, pipeline=pipeline)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    out = args.out or (QUICK_RESULTS if args.quick else REAL_RESULTS)
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="imdb-bench-"))
+    try:
+        report = render(benchmark(workdir, args.quick))
+    finally:
+        if args.keep:
+            progress(f"the project and the logs are kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    files.write_text(out, report)
+    print(report, end="")
+    progress(f"done in {time.perf_counter() - started:.0f} s; report written to {out}")

@@ -1,0 +1,218 @@
+"""The benchmark: its measurements, its checks against the targets, and a quick run end to end."""
+import json
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+
+import pytest
+
+from bench import chapter, probe, report, run
+from bench.probe import Measurement
+from pipeline.cli import UserError
+from pipeline.params import load_params
+from tests.project import ROOT
+
+MB = 1_000_000
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def probed(tmp_path, command: list[str]) -> tuple[subprocess.CompletedProcess, Measurement]:
+    """Runs command under probe.py, as the benchmark runs each stage: from a small process, because a
+    child's ru_maxrss also counts what its parent held when it forked it (this test process holds a lot)."""
+    log = tmp_path / "runs.jsonl"
+    log.unlink(missing_ok=True)
+    result = subprocess.run([*run.probe_command(log), *command], capture_output=True, text=True)
+    (record,) = run.read_measurements(log)
+    return result, record
+
+
+def test_peak_memory_is_what_the_stage_held(tmp_path):
+    _, record = probed(tmp_path, python("data = b'x' * 300_000_000"))
+    assert 300 * MB <= record.peak_rss_bytes < 400 * MB
+
+
+def test_peak_memory_adds_up_processes_running_side_by_side(tmp_path):
+    # Each process holds 200 MB while the other does: a per-process peak would see 200 MB.
+    code = """
+        import subprocess, sys
+        data = b'x' * 200_000_000
+        subprocess.run([sys.executable, '-c', "import time; data = b'y' * 200_000_000; time.sleep(1)"])
+    """
+    _, record = probed(tmp_path, python(code))
+    assert record.peak_rss_bytes >= 400 * MB
+
+
+def test_probe_passes_output_and_exit_status_through_and_logs_them_timestamped(tmp_path):
+    command = python("print('one'); print('two', flush=True); print('three'); exit(3)")
+    result, record = probed(tmp_path, command)
+    assert result.returncode == 3 and result.stdout == "one\ntwo\nthree\n"
+    assert record.argv == command and record.returncode == 3
+    assert [line for _, line in record.lines] == ["one", "two", "three"]
+    times = [seconds for seconds, _ in record.lines]
+    assert times == sorted(times) and times[-1] <= record.wall_s
+
+
+def test_a_process_that_maps_tensorflow_libraries_is_seen_loading_tensorflow(tmp_path):
+    library = tmp_path / "site-packages" / "tensorflow" / "libtensorflow_framework.so.2"
+    library.parent.mkdir(parents=True)
+    library.write_bytes(b"\0" * 4096)
+    code = f"""
+        import mmap, time
+        with open({str(library)!r}, 'rb') as f:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            time.sleep(1)
+    """
+    assert probed(tmp_path, python(code))[1].loaded_tensorflow
+    assert not probed(tmp_path, python("import time; time.sleep(0.3)"))[1].loaded_tensorflow
+
+
+def test_seconds_per_epoch_is_the_median_gap_between_epoch_ends():
+    # The first epoch end comes late (it also traced the model): it only starts the first gap.
+    # One slow epoch (another job taking the CPU) does not move the median.
+    assert probe.seconds_per_epoch([3.0, 3.5, 4.0, 6.0]) == pytest.approx(0.5)
+    assert probe.seconds_per_epoch([3.0]) is None
+
+
+def test_stages_are_matched_to_dvc_yaml_by_their_python_arguments(tmp_path):
+    dvc_yaml = tmp_path / "dvc.yaml"
+    dvc_yaml.write_text(
+        "stages:\n  vocab:\n    cmd: python -m pipeline.vocab\n  plot:\n    cmd: python -m pipeline.plot\n"
+    )
+    log = tmp_path / "runs.jsonl"
+    runs = [measurement(["/venv/bin/python", "-m", "pipeline.plot"], wall_s=0)]
+    runs.append(measurement(["/venv/bin/python", "-m", "pipeline.vocab"], wall_s=1))
+    log.write_text("".join(json.dumps(vars(r)) + "\n" for r in runs))
+    stages = run.stage_measurements(dvc_yaml, log)
+    assert list(stages) == ["vocab", "plot"]
+    assert stages["vocab"].wall_s == 1 and stages["plot"].wall_s == 0
+
+    log.write_text(json.dumps(vars(runs[0])) + "\n")
+    with pytest.raises(UserError, match="stage vocab: .* was not measured"):
+        run.stage_measurements(dvc_yaml, log)
+
+
+def test_epoch_ends_are_the_times_of_the_validation_loss_lines():
+    lines = [(7.0, "Epoch 1/2"), (8.0, "30/30 - 1s - loss: 0.5 - val_loss: 0.4"), (8.1, "Epoch 2/2"),
+             (8.3, "30/30 - 0s - loss: 0.3 - val_loss: 0.3"), (8.4, "metrics/history.csv written")]
+    assert run.epoch_ends(measurement(["python"], lines=lines)) == [8.0, 8.3]
+
+
+def measurement(argv=("python",), wall_s=1.0, peak=100 * MB, tensorflow=False, lines=()):
+    return Measurement(list(argv), 0, wall_s, peak, tensorflow, list(lines))
+
+
+def results(chapter_wall=100.0, pipeline_wall=30.0, stage_peak=900 * MB, epoch=0.1, accuracy=0.886,
+            noop_s=1.5, noop_reran=(), tensorflow_in=("validate", "train", "evaluate")):
+    names = ["download", "vocab", "vectorize", "validate", "train", "evaluate", "plot"]
+    stages = {name: measurement(peak=stage_peak if name == "train" else 100 * MB, tensorflow=name in tensorflow_in)
+              for name in names}
+    chapter_result = report.ChapterResult(
+        process=measurement(wall_s=chapter_wall, peak=9800 * MB),
+        phases=[{"name": "validation run", "wall_s": 40.0, "peak_rss_bytes": 8000 * MB}],
+        validation_epochs=20, refit_epochs=4, seconds_per_epoch=2.0, test_accuracy=0.886,
+    )
+    pipeline_result = report.PipelineResult(
+        repro=measurement(wall_s=pipeline_wall), stages=stages, noop_s=noop_s, noop_reran=list(noop_reran),
+        seconds_per_epoch=epoch, test_accuracy=accuracy,
+    )
+    return report.Benchmark(data="test data", machine="test machine", chapter=chapter_result, pipeline=pipeline_result)
+
+
+def markdown_tables(markdown: str) -> dict[str, list[list[str]]]:
+    """{section heading: rows of cells}, without the header and separator rows."""
+    tables = {}
+    for section in markdown.split("\n## ")[1:]:
+        heading, _, body = section.partition("\n")
+        lines = [line for line in body.splitlines() if line.startswith("|")]
+        rows = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+        tables[heading] = [row for row in rows[1:] if set(row) != {"---"}]
+    return tables
+
+
+def verdicts(benchmark) -> dict[str, str]:
+    tables = markdown_tables(report.render(benchmark))
+    rows = tables["Against the chapter, and the targets"] + tables["Targets of the pipeline alone"]
+    return {row[0].split(" (")[0].split(":")[0]: row[-1] for row in rows}
+
+
+def test_targets_met_when_the_pipeline_is_within_every_limit():
+    assert set(verdicts(results()).values()) == {"yes"}
+
+
+@pytest.mark.parametrize(
+    "changes, failed",
+    [
+        (dict(pipeline_wall=41.0), "wall time, end to end"),
+        (dict(stage_peak=1001 * MB), "peak memory"),
+        (dict(epoch=0.21), "seconds per validation-run epoch"),
+        (dict(epoch=None), "seconds per validation-run epoch"),
+        (dict(accuracy=0.8805), "test accuracy"),
+        (dict(noop_s=3.1), "`dvc repro` with nothing to do"),
+        (dict(noop_reran=["vocab"]), "`dvc repro` with nothing to do"),
+        (dict(tensorflow_in=("vocab", "validate")), "stages without a model that loaded TensorFlow"),
+    ],
+)
+def test_each_target_fails_on_its_own(changes, failed):
+    outcome = verdicts(results(**changes))
+    assert {name for name, met in outcome.items() if met != "yes"} == {failed}
+
+
+def test_report_names_the_largest_stage_and_the_stages_that_loaded_tensorflow():
+    markdown = report.render(results(stage_peak=1200 * MB, tensorflow_in=("plot", "validate")))
+    assert "(b) its largest stage, train | 9800 | 1200 | 0.122 |" in markdown
+    assert "(download, vocab, vectorize, plot): plot | 1 | 0 | **no** |" in markdown
+
+
+def test_the_benchmark_accepts_the_committed_params_and_refuses_others_than_the_chapters():
+    params = load_params(ROOT / "params.yaml")
+    chapter.check_chapter_params(params)
+    with pytest.raises(UserError, match=r"model.units = 32, but the chapter's code uses 16"):
+        chapter.check_chapter_params(replace(params, model=replace(params.model, units=32)))
+    with pytest.raises(UserError, match=r"vectorize.weighting = 'tfidf', but the chapter's code uses 'binary'"):
+        chapter.check_chapter_params(replace(params, vectorize=replace(params.vectorize, weighting="tfidf")))
+
+
+@pytest.mark.e2e
+def test_quick_benchmark_reports_every_row_with_numbers(tmp_path):
+    out = tmp_path / "results.md"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == out.read_text()
+    tables = markdown_tables(out.read_text())
+
+    comparison = tables["Against the chapter, and the targets"]
+    assert [row[0].split(":")[0] for row in comparison] == [
+        "wall time, end to end (s)", "peak memory (MB)", "seconds per validation-run epoch", "test accuracy",
+    ]
+    for _, a, b, ratio, _, met in comparison:
+        assert float(ratio) == pytest.approx(float(b) / float(a), rel=0.01, abs=0.002)
+        assert met in ("yes", "**no**")
+
+    targets = tables["Targets of the pipeline alone"]
+    assert [row[0].split(" (")[0] for row in targets] == [
+        "`dvc repro` with nothing to do", "stages without a model that loaded TensorFlow",
+    ]
+    assert float(targets[0][1]) > 0 and targets[1][1:] == ["0", "0", "yes"]
+
+    stages = tables["The pipeline, stage by stage"]
+    assert [row[0] for row in stages] == [
+        "download", "vocab", "vectorize", "validate", "train", "evaluate", "plot", "`dvc repro -f`, all stages",
+    ]
+    assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in stages)
+    loaded_tensorflow = {row[0] for row in stages if row[3] == "yes"}
+    assert loaded_tensorflow == {"validate", "train", "evaluate", "`dvc repro -f`, all stages"}
+    # The whole run takes longer than any of its stages.
+    assert float(stages[-1][1]) > max(float(row[1]) for row in stages[:-1])
+
+    phases = tables["The chapter's code, phase by phase"]
+    assert [row[0] for row in phases] == [
+        "import keras", "read reviews", "vocabulary and encoding", "vectorize_sequences (dense)",
+        "validation run (20 epochs)", "refit (4 epochs)", "evaluate", "whole script (process)",
+    ]
+    assert all(float(row[1]) >= 0 and float(row[2]) > 0 for row in phases)
