@@ -47,6 +47,15 @@ def vectorize_sequences(sequences: Sequence[Sequence[int]], dimension: int = 100
     return multi_hot(offsets, flat, dimension)
 
 
+def weigh(counts: scipy.sparse.csr_matrix, weighting: str, idf: np.ndarray) -> scipy.sparse.csr_matrix:
+    """The features of vectorize's `weighting` (binary, count or tfidf) from term counts."""
+    if weighting == "binary":
+        return binary(counts)
+    if weighting == "count":
+        return counts
+    return tfidf(counts, idf)
+
+
 def inverse_document_frequency(counts: scipy.sparse.csr_matrix) -> np.ndarray:
     """Smoothed idf, as scikit-learn's TfidfTransformer: ln((1 + n) / (1 + df)) + 1."""
     document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])

@@ -108,6 +108,15 @@ def write_npz(path: Path, matrix: scipy.sparse.csr_matrix) -> None:
         scipy.sparse.save_npz(stream, matrix)
 
 
+def write_npy(path: Path, array: np.ndarray) -> None:
+    with writing(path), atomic_open(path) as stream:
+        np.save(stream, array, allow_pickle=False)
+
+
+def read_npy(path: Path) -> np.ndarray:
+    return np.load(_existing(path), allow_pickle=False)
+
+
 def read_features(split: str) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
     """The multi-hot matrix of a split and its labels as float32 (the chapter's y_train)."""
     x = scipy.sparse.load_npz(_existing(paths.features_npz(split))).tocsr()

@@ -19,6 +19,7 @@ SPLITS = ("train", "test")
 
 WORD_INDEX = VOCAB_DIR / "word_index.json"
 DECODED_SAMPLES = VOCAB_DIR / "decoded_samples.txt"
+IDF = FEATURES_DIR / "idf.npy"
 MODEL = MODEL_DIR / "model.keras"
 TEST_PREDICTIONS = PREDICTIONS_DIR / "test.parquet"
 

@@ -7,7 +7,8 @@ frequency learned on the training split, rows scaled to unit length.
 Outputs per split: data/features/<split>.npz (scipy CSR, num_words columns,
 sorted indices, float32) and data/features/<split>.parquet (label, the row's
 column indices and, unless binary, their values), the same matrix for pandas,
-DuckDB or Spark.
+DuckDB or Spark. data/features/idf.npy keeps the training split's inverse document
+frequencies, used by `tfidf` here and by prediction.
 """
 from __future__ import annotations
 
@@ -29,15 +30,6 @@ def term_counts(encoded: pa.Table) -> scipy.sparse.csr_matrix:
     return features.term_counts(offsets, indices, int(metadata[b"num_words"]))
 
 
-def weigh(counts: dict[str, scipy.sparse.csr_matrix], weighting: str) -> dict[str, scipy.sparse.csr_matrix]:
-    if weighting == "binary":
-        return {split: features.binary(x) for split, x in counts.items()}
-    if weighting == "count":
-        return counts
-    idf = features.inverse_document_frequency(counts["train"])
-    return {split: features.tfidf(x, idf) for split, x in counts.items()}
-
-
 def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix, weighting: str) -> pa.Table:
     offsets = pa.array(matrix.indptr, pa.int32())
     columns = {"label": labels, "indices": pa.ListArray.from_arrays(offsets, pa.array(matrix.indices, pa.int32()))}
@@ -49,8 +41,12 @@ def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix, weighting:
 def main() -> None:
     params = load_params().vectorize
     encoded = {split: files.read_parquet(paths.encoded(split)) for split in paths.SPLITS}
-    weighted = weigh({split: term_counts(table) for split, table in encoded.items()}, params.weighting)
-    for split, x in weighted.items():
+    counts = {split: term_counts(table) for split, table in encoded.items()}
+    # Learned on the training split only; kept so prediction weighs new reviews the same way.
+    idf = features.inverse_document_frequency(counts["train"])
+    files.write_npy(paths.IDF, idf)
+    for split, split_counts in counts.items():
+        x = features.weigh(split_counts, params.weighting, idf)
         files.write_npz(paths.features_npz(split), x)
         files.write_parquet(paths.features_parquet(split), features_table(encoded[split]["label"], x, params.weighting))
         print(f"{paths.features_npz(split)}: {x.shape[0]} x {x.shape[1]}, {x.nnz} non-zeros, {params.weighting}")

@@ -13,6 +13,7 @@ from pipeline.features import (
     term_counts,
     tfidf,
     vectorize_sequences,
+    weigh,
 )
 
 
@@ -72,3 +73,11 @@ def test_scale_columns_multiplies_each_column_by_its_factor():
     scaled = scale_columns(x, np.array([10, 100, -1], dtype=np.float32))
     assert scaled.toarray().tolist() == [[10, 0, -2], [0, 300, -1]]
     assert x.toarray().tolist() == [[1, 0, 2], [0, 3, 1]]
+
+
+def test_weigh_gives_each_weighting_from_the_same_counts():
+    counts = term_counts(np.array([0, 3, 4]), np.array([1, 1, 2, 0]), dimension=3)
+    idf = inverse_document_frequency(counts)
+    assert weigh(counts, "binary", idf).toarray().tolist() == [[0, 1, 1], [1, 0, 0]]
+    assert weigh(counts, "count", idf).toarray().tolist() == [[0, 2, 1], [1, 0, 0]]
+    np.testing.assert_allclose(weigh(counts, "tfidf", idf).toarray(), tfidf(counts, idf).toarray())

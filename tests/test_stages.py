@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 from matplotlib.colors import to_rgba
 
-from pipeline import evaluate, history, plot, text, train, validate, vectorize, vocab
+from pipeline import evaluate, features, history, plot, text, train, validate, vectorize, vocab
 from pipeline.cli import UserError
 from pipeline.params import TrainParams
 
@@ -98,7 +98,7 @@ def test_encoded_table_carries_num_words_into_vectorize():
     counts = vectorize.term_counts(table)
     assert counts.shape == (2, 6)
     assert counts.toarray().tolist() == [[0, 1, 0, 0, 1, 2], [0, 1, 1, 0, 0, 0]]
-    binary = vectorize.weigh({"train": counts}, "binary")["train"]
+    binary = features.weigh(counts, "binary", features.inverse_document_frequency(counts))
     assert binary.toarray().tolist() == [[0, 1, 0, 0, 1, 1], [0, 1, 1, 0, 0, 0]]
     twin = vectorize.features_table(table["label"], binary, "binary")
     assert twin.column_names == ["label", "indices"]
