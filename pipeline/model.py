@@ -65,21 +65,28 @@ def sparse_batches(
     y: np.ndarray | None = None,
     batch_size: int = PREDICT_BATCH_SIZE,
     shuffle_seed: int | None = None,
+    column_scale: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batches of tf.SparseTensor rows (with labels when y is given), cut inside
-    TensorFlow from one copy of the matrix; reshuffled every epoch when seeded."""
+    TensorFlow from one copy of the matrix; reshuffled every epoch when seeded;
+    each column multiplied by column_scale when given (batch by batch, no copy)."""
     x = x.tocsr()
     x.sort_indices()
     row_splits = tf.constant(x.indptr, tf.int64)
-    columns = tf.RaggedTensor.from_row_splits(tf.constant(x.indices, tf.int64), row_splits)
+    # int32 columns halve the copy TensorFlow keeps; SparseTensor wants int64 per batch.
+    columns = tf.RaggedTensor.from_row_splits(tf.constant(x.indices, tf.int32), row_splits)
     values = tf.RaggedTensor.from_row_splits(tf.constant(x.data, tf.float32), row_splits)
     labels = None if y is None else tf.constant(np.asarray(y, np.float32).reshape(-1, 1))
+    scale = None if column_scale is None else tf.constant(column_scale, tf.float32)
     width = x.shape[1]
 
     def gather(rows):
         row_columns, row_values = tf.gather(columns, rows), tf.gather(values, rows)
-        indices = tf.stack([row_columns.value_rowids(), row_columns.flat_values], axis=1)
-        batch = tf.SparseTensor(indices, row_values.flat_values, [tf.size(rows, out_type=tf.int64), width])
+        batch_values = row_values.flat_values
+        if scale is not None:
+            batch_values = batch_values * tf.gather(scale, row_columns.flat_values)
+        indices = tf.stack([row_columns.value_rowids(), tf.cast(row_columns.flat_values, tf.int64)], axis=1)
+        batch = tf.SparseTensor(indices, batch_values, [tf.size(rows, out_type=tf.int64), width])
         return batch if labels is None else (batch, tf.gather(labels, rows))
 
     rows = tf.data.Dataset.range(x.shape[0])
@@ -103,14 +110,14 @@ def train_model(
     """
     make_deterministic(params.seed)
     ratio = features.log_count_ratio(x, y) if params.nb_scaling else None
-    if ratio is not None:
-        x = features.scale_columns(x, ratio)
-        if validation_data is not None:
-            validation_data = (features.scale_columns(validation_data[0], ratio), validation_data[1])
-    network = build_model(x.shape[1], params)
+    num_words = x.shape[1]
+    train_batches = sparse_batches(x, y, params.batch_size, shuffle_seed=params.seed, column_scale=ratio)
+    val_batches = None if validation_data is None else sparse_batches(*validation_data, column_scale=ratio)
+    del x, y, validation_data  # TensorFlow holds its own copy now; callers pass temporaries
+    network = build_model(num_words, params)
     history = network.fit(
-        sparse_batches(x, y, params.batch_size, shuffle_seed=params.seed),
-        validation_data=None if validation_data is None else sparse_batches(*validation_data),
+        train_batches,
+        validation_data=val_batches,
         epochs=epochs,
         shuffle=False,  # sparse_batches reshuffles every epoch itself
         verbose=2,

@@ -111,6 +111,20 @@ def encode(text: str, index_of: dict[str, int], ngram_range: tuple[int, int] = (
     return [START_CHAR] + [index_of.get(term, OOV_CHAR) for term in terms(text, ngram_range)]
 
 
+def encode_texts(
+    texts: Iterable[str], index_of: dict[str, int], ngram_range: tuple[int, int] = (1, 1)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each review encoded with `encode`, as (offsets, indices) of one flat array."""
+    indices = array("i")
+    lengths = array("q")
+    for text in texts:
+        review = encode(text, index_of, ngram_range)
+        indices.extend(review)
+        lengths.append(len(review))
+    offsets = np.concatenate([[0], np.cumsum(np.frombuffer(lengths, np.int64))]).astype(np.int64)
+    return offsets, np.frombuffer(indices, np.int32)
+
+
 def reverse_index(word_index: dict[str, int]) -> dict[int, str]:
     return {rank: word for word, rank in word_index.items()}
 

@@ -33,12 +33,11 @@ def main() -> None:
 
     from pipeline import model  # TensorFlow loads only once the inputs are known to be good
 
+    partial_x_train, partial_y_train = x_train[train_rows], y_train[train_rows]
+    validation_data = (x_train[val_rows], y_train[val_rows])
+    del x_train  # keep one copy of the data at a time
     _, history = model.train_model(
-        model_params,
-        x_train[train_rows],
-        y_train[train_rows],
-        epochs=params.epochs,
-        validation_data=(x_train[val_rows], y_train[val_rows]),
+        model_params, partial_x_train, partial_y_train, epochs=params.epochs, validation_data=validation_data
     )
     write_history(paths.HISTORY, history)
 

@@ -10,9 +10,10 @@ data/vocab/decoded_samples.txt, the first training reviews decoded back to words
 from __future__ import annotations
 
 import json
-from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import pyarrow as pa
+from tqdm import tqdm
 
 from pipeline import files, paths, text
 from pipeline.cli import run
@@ -22,15 +23,7 @@ DECODED_SAMPLES = 5
 _LABEL_NAMES = {0: "negative", 1: "positive"}
 
 
-def tokenize_split(split: str, ngram_range: tuple[int, int]) -> text.Corpus:
-    texts = files.read_parquet(paths.raw(split), ["text"])["text"].to_pylist()
-    corpus = text.index_corpus(texts, ngram_range)
-    print(f"{paths.raw(split)}: {len(texts)} reviews, {len(corpus.ids)} terms")
-    return corpus
-
-
-def encoded_sequences(corpus: text.Corpus, index_of: dict[str, int]) -> pa.ListArray:
-    offsets, indices = text.encode_corpus(corpus, index_of)
+def list_array(offsets: np.ndarray, indices: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(indices, pa.int32()))
 
 
@@ -56,18 +49,23 @@ def decoded_samples(raw: pa.Table, sequences: pa.ListArray, word_index: dict[str
 
 def main() -> None:
     params = load_params().vocab
-    raw = {split: files.read_parquet(paths.raw(split), ["id", "rating", "label"]) for split in paths.SPLITS}
-    # The two splits are tokenized at the same time, one per core.
-    with ProcessPoolExecutor(max_workers=len(paths.SPLITS)) as pool:
-        corpora = dict(zip(paths.SPLITS, pool.map(tokenize_split, paths.SPLITS, [params.ngram_range] * 2)))
-    word_index = text.rank_terms(corpora["train"])  # the training split only
+    raw = {split: files.read_parquet(paths.raw(split)) for split in paths.SPLITS}
+    texts = {split: table["text"].to_pylist() for split, table in raw.items()}
+    # The training split is tokenized once, for both counting and encoding; the test
+    # split is encoded word by word, so its own vocabulary never sits in memory.
+    corpus = text.index_corpus(tqdm(texts["train"], desc="tokenize train", mininterval=1), params.ngram_range)
+    word_index = text.rank_terms(corpus)  # the training split only
     index_of = text.word_to_index(word_index, params.num_words, params.skip_top)
     files.write_text(paths.WORD_INDEX, json.dumps(word_index, ensure_ascii=False) + "\n")
-    for split, corpus in corpora.items():
-        sequences = encoded_sequences(corpus, index_of)
-        files.write_parquet(paths.encoded(split), encoded_table(raw[split]["label"], sequences, params.num_words))
-        if split == "train":
-            files.write_text(paths.DECODED_SAMPLES, decoded_samples(raw["train"], sequences, word_index))
+    sequences = {
+        "train": list_array(*text.encode_corpus(corpus, index_of)),
+        "test": list_array(
+            *text.encode_texts(tqdm(texts["test"], desc="encode test", mininterval=1), index_of, params.ngram_range)
+        ),
+    }
+    for split in paths.SPLITS:
+        files.write_parquet(paths.encoded(split), encoded_table(raw[split]["label"], sequences[split], params.num_words))
+    files.write_text(paths.DECODED_SAMPLES, decoded_samples(raw["train"], sequences["train"], word_index))
     print(f"{paths.WORD_INDEX}: {len(word_index)} words, {len(index_of)} kept (num_words={params.num_words})")
 
 
