@@ -65,6 +65,17 @@ def test_sparse_input_predicts_what_dense_input_does():
     assert sparse.shape == (64,) and ((sparse >= 0) & (sparse <= 1)).all()
 
 
+def test_predict_gives_exactly_what_keras_predict_gives():
+    rng = np.random.default_rng(1)
+    sequences = [[1] + list(rng.integers(2, 30, rng.integers(0, 40))) for _ in range(1100)]  # 3 batches
+    x = vectorize_sequences(sequences, dimension=30)
+    model.make_deterministic(CHAPTER.seed)
+    network = model.build_model(x.shape[1], CHAPTER)
+    expected = network.predict(x, batch_size=model.PREDICT_BATCH_SIZE, verbose=0).ravel()
+    np.testing.assert_array_equal(model.predict(network, x), expected)
+    assert model.predict(network, x[:0]).shape == (0,)
+
+
 def test_saved_model_is_byte_identical_and_loads_with_the_same_predictions(tmp_path):
     x, y = toy_data()
     saved = []
