@@ -14,8 +14,8 @@ from sklearn import metrics as skm
 from pipeline import files, paths
 from pipeline.cli import run
 from pipeline.history import DECIMALS, best_epoch, read_history
+from pipeline.labels import predicted
 
-THRESHOLD = 0.5  # a review is called positive when its probability is at least this
 ROC_POINTS = 201  # the ROC curve kept in git, sampled at evenly spaced false-positive rates
 
 
@@ -24,7 +24,7 @@ def _round(value: float) -> float:
 
 
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dict:
-    y_pred = (probabilities >= THRESHOLD).astype(int)
+    y_pred = predicted(probabilities)
     tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
     return {
         "roc_auc": _round(skm.roc_auc_score(y_true, probabilities)),
@@ -54,7 +54,7 @@ def roc_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[float]]
 
 def confusion_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[int]]:
     # Sorted, so the file changes only by its counts from one run to the next.
-    pairs = np.stack([y_true.astype(int), (probabilities >= THRESHOLD).astype(int)], axis=1)
+    pairs = np.stack([y_true.astype(int), predicted(probabilities)], axis=1)
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].tolist()
 
 

@@ -127,6 +127,18 @@ def test_evaluate_reports_loss_and_the_accuracy_of_thresholded_predictions():
     assert np.isclose(loss, expected_loss, rtol=1e-4)
 
 
+def test_predict_gives_what_keras_predict_gives():
+    rng = np.random.default_rng(1)
+    sequences = [[1] + list(rng.integers(2, 30, rng.integers(0, 40))) for _ in range(1100)]  # 3 batches
+    x = vectorize_sequences(sequences, dimension=30)
+    model.make_deterministic(CHAPTER.seed)
+    network = model.build_model(x.shape[1], CHAPTER)
+    expected = network.predict(x, batch_size=model.PREDICT_BATCH_SIZE, verbose=0).ravel()
+    # float32 sums in another order: equal to the last bit or two
+    np.testing.assert_allclose(model.predict(network, x), expected, rtol=1e-6, atol=1e-7)
+    assert model.predict(network, x[:0]).shape == (0,)
+
+
 def test_saved_model_is_byte_identical_and_loads_with_the_same_predictions(tmp_path):
     x, y = toy_data()
     saved = []
