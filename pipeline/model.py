@@ -112,7 +112,8 @@ def train_model(
     ratio = features.log_count_ratio(x, y) if params.nb_scaling else None
     num_words = x.shape[1]
     train_batches = sparse_batches(x, y, params.batch_size, shuffle_seed=params.seed, column_scale=ratio)
-    val_batches = None if validation_data is None else sparse_batches(*validation_data, column_scale=ratio)
+    # Validation batches never change: cut once, kept for every epoch.
+    val_batches = None if validation_data is None else sparse_batches(*validation_data, column_scale=ratio).cache()
     del x, y, validation_data  # TensorFlow holds its own copy now; callers pass temporaries
     network = build_model(num_words, params)
     history = network.fit(
