@@ -26,7 +26,6 @@ from pipeline.params import load_params
 
 OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
-OFFICIAL_SIZE = 84_125_825
 ARCHIVE_ENV = "IMDB_ARCHIVE"
 CACHE_ENV = "IMDB_CACHE_DIR"
 

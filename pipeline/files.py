@@ -50,7 +50,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
-    with atomic_path(path) as tmp:
+    """A file to write `path` through, atomically; write errors become one line."""
+    with writing(path), atomic_path(path) as tmp:
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""
         with open(tmp, mode, encoding=encoding, newline=newline) as stream:
@@ -69,7 +70,7 @@ def writing(path: Path) -> Iterator[None]:
 
 
 def write_text(path: Path, text: str) -> None:
-    with writing(path), atomic_open(path, "w") as stream:
+    with atomic_open(path, "w") as stream:
         stream.write(text)
 
 
@@ -95,7 +96,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def write_parquet(path: Path, table: pa.Table) -> None:
-    with writing(path), atomic_open(path) as stream:
+    with atomic_open(path) as stream:
         pq.write_table(table, stream)
 
 
@@ -104,12 +105,12 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
 
 
 def write_npz(path: Path, matrix: scipy.sparse.csr_matrix) -> None:
-    with writing(path), atomic_open(path) as stream:
+    with atomic_open(path) as stream:
         scipy.sparse.save_npz(stream, matrix)
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
-    with writing(path), atomic_open(path) as stream:
+    with atomic_open(path) as stream:
         np.save(stream, array, allow_pickle=False)
 
 

@@ -138,7 +138,7 @@ def save_model(network: keras.Model, path: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "model.keras"
         network.save(saved)
-        with zipfile.ZipFile(saved) as source, files.writing(path), files.atomic_open(path) as out:
+        with zipfile.ZipFile(saved) as source, files.atomic_open(path) as out:
             with zipfile.ZipFile(out, "w") as target:
                 for info in source.infolist():
                     data = _normalized(info.filename, source.read(info))

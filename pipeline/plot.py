@@ -38,7 +38,7 @@ def training_curve(history: dict[str, list[float]], key: str, label: str, title:
 
 
 def save_png(figure, path: Path) -> None:
-    with files.writing(path), files.atomic_open(path) as stream:
+    with files.atomic_open(path) as stream:
         figure.savefig(stream, format="png")
     plt.close(figure)
 
