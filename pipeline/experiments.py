@@ -31,10 +31,9 @@ BEST = (
     "nb-bigrams",
     {
         "vocab.ngram_range": "[1,2]",
-        "vocab.num_words": 200000,
+        "vocab.num_words": 100000,
         "model.nb_scaling": "true",
         "model.hidden_layers": 1,
-        "model.units": 32,
         "model.dropout": 0.5,
         "model.optimizer": "adam",
         "train.epochs": "best",

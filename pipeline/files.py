@@ -118,11 +118,17 @@ def read_npy(path: Path) -> np.ndarray:
     return np.load(_existing(path), allow_pickle=False)
 
 
-def read_features(split: str) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
-    """The multi-hot matrix of a split and its labels as float32 (the chapter's y_train)."""
+def read_features(split: str, rows: np.ndarray | None = None) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """The multi-hot matrix of a split and its labels as float32 (the chapter's y_train);
+    only the given rows, in that order, when rows is given."""
     x = scipy.sparse.load_npz(_existing(paths.features_npz(split))).tocsr()
-    labels = read_parquet(paths.features_parquet(split), ["label"]).column("label")
-    return x, labels.to_numpy().astype("float32")
+    y = read_parquet(paths.features_parquet(split), ["label"]).column("label").to_numpy().astype("float32")
+    return (x, y) if rows is None else (x[rows], y[rows])
+
+
+def count_reviews(split: str) -> int:
+    """How many reviews a split has, without reading them."""
+    return pq.ParquetFile(_existing(paths.features_parquet(split))).metadata.num_rows
 
 
 def _existing(path: Path) -> Path:

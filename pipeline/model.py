@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -75,14 +76,19 @@ def sparse_batches(
     row_splits = tf.constant(x.indptr, tf.int64)
     # int32 columns halve the copy TensorFlow keeps; SparseTensor wants int64 per batch.
     columns = tf.RaggedTensor.from_row_splits(tf.constant(x.indices, tf.int32), row_splits)
-    values = tf.RaggedTensor.from_row_splits(tf.constant(x.data, tf.float32), row_splits)
+    # Multi-hot values are all 1: no copy of them is kept.
+    binary = np.all(x.data == 1)
+    values = None if binary else tf.RaggedTensor.from_row_splits(tf.constant(x.data, tf.float32), row_splits)
     labels = None if y is None else tf.constant(np.asarray(y, np.float32).reshape(-1, 1))
     scale = None if column_scale is None else tf.constant(column_scale, tf.float32)
     width = x.shape[1]
 
     def gather(rows):
-        row_columns, row_values = tf.gather(columns, rows), tf.gather(values, rows)
-        batch_values = row_values.flat_values
+        row_columns = tf.gather(columns, rows)
+        if values is None:
+            batch_values = tf.ones_like(row_columns.flat_values, tf.float32)
+        else:
+            batch_values = tf.gather(values, rows).flat_values
         if scale is not None:
             batch_values = batch_values * tf.gather(scale, row_columns.flat_values)
         indices = tf.stack([row_columns.value_rowids(), tf.cast(row_columns.flat_values, tf.int64)], axis=1)
@@ -97,24 +103,27 @@ def sparse_batches(
 
 def train_model(
     params: ModelParams,
-    x: scipy.sparse.csr_matrix,
-    y: np.ndarray,
+    train_data: tuple[scipy.sparse.csr_matrix, np.ndarray],
     epochs: int,
     validation_data: tuple[scipy.sparse.csr_matrix, np.ndarray] | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """A fresh, seeded model fitted as the chapter fits it; returns it and history.history.
+    """A fresh, seeded model fitted on train_data (x, y) as the chapter fits it;
+    returns it and history.history.
 
     With nb_scaling, inputs are scaled by the log-count ratios of the reviews being
     fitted (never the validation ones), and the ratios are folded into the first
     layer afterwards, so the saved model takes unscaled features.
     """
+    x, y = train_data
     make_deterministic(params.seed)
     ratio = features.log_count_ratio(x, y) if params.nb_scaling else None
     num_words = x.shape[1]
     train_batches = sparse_batches(x, y, params.batch_size, shuffle_seed=params.seed, column_scale=ratio)
-    # Validation batches never change: cut once, kept for every epoch.
-    val_batches = None if validation_data is None else sparse_batches(*validation_data, column_scale=ratio).cache()
-    del x, y, validation_data  # TensorFlow holds its own copy now; callers pass temporaries
+    # Not cached: cutting 10,000 rows again each epoch costs milliseconds, a cache a copy of them.
+    val_batches = None if validation_data is None else sparse_batches(*validation_data, column_scale=ratio)
+    # TensorFlow has its own copy now. Callers pass the data as temporaries, so
+    # these were the last references and the memory goes back before training.
+    del train_data, validation_data, x, y
     network = build_model(num_words, params)
     history = network.fit(
         train_batches,
@@ -133,16 +142,22 @@ def save_model(network: keras.Model, path: Path) -> None:
     """Saves a .keras file whose bytes depend only on the model.
 
     Keras stamps the save time and memory addresses (shared_object_id) into the
-    file; left in, every run would change the model's hash in dvc.lock.
+    file; left in, every run would change the model's hash in dvc.lock. Keras's own
+    zipping also holds the weights file in memory twice, so the model is saved
+    unzipped and zipped here, the weights streamed from disk.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        saved = Path(tmp) / "model.keras"
-        network.save(saved)
-        with zipfile.ZipFile(saved) as source, files.atomic_open(path) as out:
-            with zipfile.ZipFile(out, "w") as target:
-                for info in source.infolist():
-                    data = _normalized(info.filename, source.read(info))
-                    target.writestr(zipfile.ZipInfo(info.filename), data, compress_type=info.compress_type)
+        saved = Path(tmp) / "model"
+        network.save(saved, zipped=False)
+        with files.atomic_open(path) as out, zipfile.ZipFile(out, "w") as target:
+            for source in sorted(p for p in saved.rglob("*") if p.is_file()):
+                name = source.relative_to(saved).as_posix()
+                with target.open(zipfile.ZipInfo(name), "w") as entry:  # fixed 1980 timestamp
+                    if source.suffix == ".json":
+                        entry.write(_normalized(name, source.read_bytes()))
+                    else:
+                        with open(source, "rb") as weights:
+                            shutil.copyfileobj(weights, entry)
 
 
 def _normalized(name: str, data: bytes) -> bytes:

@@ -19,12 +19,12 @@ def main() -> None:
     all_params = load_params()
     model_params, params = all_params.model, all_params.train
     epochs = final_epochs(params, read_history(paths.HISTORY))
-    x_train, y_train = files.read_features("train")
+    print(f"final fit: {files.count_reviews('train')} reviews, {epochs} epochs")
 
     from pipeline import model
 
-    print(f"final fit: {x_train.shape[0]} reviews, {epochs} epochs")
-    network, _ = model.train_model(model_params, x_train, y_train, epochs=epochs)
+    # Read inside the call, never named here: train_model frees it once TensorFlow has its copy.
+    network, _ = model.train_model(model_params, files.read_features("train"), epochs=epochs)
     model.save_model(network, paths.MODEL)
 
 

@@ -28,16 +28,17 @@ def split_validation(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.n
 def main() -> None:
     all_params = load_params()
     model_params, params = all_params.model, all_params.validate
-    x_train, y_train = files.read_features("train")
-    val_rows, train_rows = split_validation(x_train.shape[0], params.val_size, model_params.seed)
+    val_rows, train_rows = split_validation(files.count_reviews("train"), params.val_size, model_params.seed)
 
     from pipeline import model  # TensorFlow loads only once the inputs are known to be good
 
-    partial_x_train, partial_y_train = x_train[train_rows], y_train[train_rows]
-    validation_data = (x_train[val_rows], y_train[val_rows])
-    del x_train  # keep one copy of the data at a time
+    # Read inside the call, never named here: train_model can then free them once
+    # TensorFlow has its own copy.
     _, history = model.train_model(
-        model_params, partial_x_train, partial_y_train, epochs=params.epochs, validation_data=validation_data
+        model_params,
+        files.read_features("train", train_rows),  # partial_x_train, partial_y_train
+        epochs=params.epochs,
+        validation_data=files.read_features("train", val_rows),  # x_val, y_val
     )
     write_history(paths.HISTORY, history)
 

@@ -216,3 +216,26 @@ def test_quick_benchmark_reports_every_row_with_numbers(tmp_path):
         "validation run (20 epochs)", "refit (4 epochs)", "evaluate", "whole script (process)",
     ]
     assert all(float(row[1]) >= 0 and float(row[2]) > 0 for row in phases)
+
+
+def test_stage_memory_takes_dvc_style_settings_with_yaml_values():
+    from bench import stages
+
+    changes = stages.parse_changes(
+        ["vocab.ngram_range=[1,2]", "model.units=32", "model.nb_scaling=true", "train.epochs=best"]
+    )
+    assert changes == {
+        "vocab": {"ngram_range": [1, 2]}, "model": {"units": 32, "nb_scaling": True}, "train": {"epochs": "best"}
+    }
+    for wrong in ("units=32", "model.units", ".units=3", "model.=3"):
+        with pytest.raises(UserError, match="expected section.key=value"):
+            stages.parse_changes([wrong])
+
+
+def test_stage_memory_table_flags_a_stage_over_1_gb():
+    from bench import stages
+
+    measured = {"validate": measurement(peak=950 * MB), "train": measurement(peak=1001 * MB)}
+    metrics = {"validation": {"val_accuracy_at_best": 0.9, "best_epoch": 4}, "test": {"accuracy": 0.91}}
+    rows = [line.strip("|").split(" | ") for line in stages.table(measured, metrics).splitlines()[2:4]]
+    assert {row[0].strip(): row[-1].strip() for row in rows} == {"validate": "yes", "train": "**no**"}

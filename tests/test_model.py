@@ -1,5 +1,6 @@
 """The chapter's model, built from params (imports TensorFlow)."""
 import dataclasses
+import weakref
 
 import keras
 import numpy as np
@@ -86,11 +87,45 @@ def test_unshuffled_batches_keep_row_order_and_values():
     np.testing.assert_array_equal(rows, x.toarray())
 
 
+def test_batches_scale_columns_for_multi_hot_and_weighted_features():
+    x, y = toy_data()
+    weighted = x.copy()
+    weighted.data = np.arange(1, x.nnz + 1, dtype=np.float32)
+    scale = log_count_ratio(x, y)
+    for matrix in (x, weighted):  # multi-hot batches are cut without a copy of the ones
+        batches = model.sparse_batches(matrix, batch_size=7, column_scale=scale)
+        rows = np.concatenate([_dense(batch) for batch in batches])
+        np.testing.assert_allclose(rows, scale_columns(matrix, scale).toarray(), rtol=1e-6)
+    ones = np.concatenate([_dense(batch) for batch in model.sparse_batches(x, batch_size=7)])
+    np.testing.assert_array_equal(ones, x.toarray())
+
+
+def test_train_model_lets_go_of_the_callers_matrices_before_fitting(monkeypatch):
+    x, y = toy_data()
+    alive = []
+    fit = keras.Model.fit
+
+    def watched_fit(self, *args, **kwargs):
+        alive.extend(ref() is not None for ref in refs)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", watched_fit)
+    refs = []
+
+    def read(matrix):  # as validate reads them: the matrices exist only as call arguments
+        copy = matrix.copy()
+        refs.append(weakref.ref(copy))
+        return copy
+
+    model.train_model(CHAPTER, (read(x), y), epochs=1, validation_data=(read(x[:16]), y[:16]))
+    assert alive == [False, False]
+
+
 def test_same_seed_gives_the_same_history():
     x, y = toy_data()
 
     def run():
-        _, history = model.train_model(CHAPTER, x, y, epochs=3, validation_data=(x[:16], y[:16]))
+        _, history = model.train_model(CHAPTER, (x, y), epochs=3, validation_data=(x[:16], y[:16]))
         return history
 
     first, second = run(), run()
@@ -100,7 +135,7 @@ def test_same_seed_gives_the_same_history():
 
 def test_sparse_input_predicts_what_dense_input_does():
     x, y = toy_data()
-    network, _ = model.train_model(CHAPTER, x, y, epochs=2)
+    network, _ = model.train_model(CHAPTER, (x, y), epochs=2)
     sparse = model.predict(network, x)
     dense = network.predict(x.toarray(), verbose=0).ravel()
     np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-6)
@@ -109,7 +144,7 @@ def test_sparse_input_predicts_what_dense_input_does():
 
 def test_nb_scaling_is_folded_into_the_model_so_it_takes_unscaled_features():
     x, y = toy_data()
-    network, _ = model.train_model(dataclasses.replace(CHAPTER, nb_scaling=True), x, y, epochs=2)
+    network, _ = model.train_model(dataclasses.replace(CHAPTER, nb_scaling=True), (x, y), epochs=2)
     ratio = log_count_ratio(x, y)
     folded = model.predict(network, x)
     first = dense_layers(network)[0]
@@ -119,7 +154,7 @@ def test_nb_scaling_is_folded_into_the_model_so_it_takes_unscaled_features():
 
 def test_evaluate_reports_loss_and_the_accuracy_of_thresholded_predictions():
     x, y = toy_data()
-    network, _ = model.train_model(CHAPTER, x, y, epochs=2)
+    network, _ = model.train_model(CHAPTER, (x, y), epochs=2)
     loss, accuracy = model.evaluate(network, x, y)
     probabilities = model.predict(network, x)
     assert accuracy == np.mean((probabilities >= 0.5) == (y == 1))
@@ -143,7 +178,7 @@ def test_saved_model_is_byte_identical_and_loads_with_the_same_predictions(tmp_p
     x, y = toy_data()
     saved = []
     for attempt in range(2):
-        network, _ = model.train_model(CHAPTER, x, y, epochs=1)
+        network, _ = model.train_model(CHAPTER, (x, y), epochs=1)
         path = tmp_path / f"model{attempt}.keras"
         model.save_model(network, path)
         saved.append(path.read_bytes())

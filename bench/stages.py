@@ -1,0 +1,74 @@
+"""`python -m bench.stages -S section.key=value …`: wall time and peak memory of every
+stage for one configuration, on the real reviews (IMDB_ARCHIVE, or the download).
+
+The configuration runs in a fresh copy of the project, each stage under the same
+probe as `python -m bench`; a markdown table goes to stdout. For example, the
+best configuration of `make experiments`:
+
+    python -m bench.stages -S 'vocab.ngram_range=[1,2]' -S vocab.num_words=100000 …
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from bench.report import MAX_STAGE_BYTES
+from bench.run import probed, progress, real_archive, stage_measurements, write_python_probe
+from pipeline import files
+from pipeline.cli import UserError, run
+from tests.project import make_project
+
+
+def parse_changes(pairs: list[str]) -> dict[str, dict]:
+    """['model.units=32'] -> {'model': {'units': 32}}; values are YAML, as for `dvc exp run -S`."""
+    changes: dict[str, dict] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        section, dot, name = key.partition(".")
+        if not (equals and dot and section and name):
+            raise UserError(f"-S {pair!r}: expected section.key=value, for example -S model.units=32")
+        changes.setdefault(section, {})[name] = yaml.safe_load(value)
+    return changes
+
+
+def table(stages: dict, metrics: dict) -> str:
+    lines = ["| stage | wall (s) | peak memory (MB) | within 1 GB |", "| --- | --- | --- | --- |"]
+    for name, measured in stages.items():
+        within = "yes" if measured.peak_rss_bytes <= MAX_STAGE_BYTES else "**no**"
+        lines.append(f"| {name} | {measured.wall_s:.2f} | {measured.peak_rss_bytes / 1e6:.0f} | {within} |")
+    validation = metrics["validation"]
+    lines.append("")
+    lines.append(
+        f"validation accuracy {validation['val_accuracy_at_best']} at epoch {validation['best_epoch']}; "
+        f"test accuracy {metrics['test']['accuracy']}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.stages", description=__doc__.splitlines()[0])
+    parser.add_argument("-S", dest="changes", action="append", default=[], metavar="section.key=value")
+    changes = parse_changes(parser.parse_args(argv).changes)
+    workdir = Path(tempfile.mkdtemp(prefix="imdb-stages-"))
+    try:
+        project = make_project(workdir / "project", real_archive(), **changes)
+        stage_log = workdir / "stages.jsonl"
+        probe_bin = write_python_probe(workdir / "probe-bin", stage_log)
+        env = {**project.env, "PATH": f"{probe_bin}{os.pathsep}{project.env['PATH']}"}
+        progress(f"running dvc repro in {project.path}")
+        probed([sys.executable, "-m", "dvc", "repro"], "dvc repro", cwd=project.path, env=env, log=workdir / "dvc.log")
+        measured = stage_measurements(project.path / "dvc.yaml", stage_log)
+        report = table(measured, files.read_json(project.path / "metrics" / "metrics.json"))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(report, end="")
+
+
+if __name__ == "__main__":
+    run(main)
