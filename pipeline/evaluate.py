@@ -1,9 +1,10 @@
 """Stage evaluate: the saved model on the test reviews.
 
-metrics/metrics.json holds model.evaluate's loss and accuracy (as the chapter
-reports them), ROC AUC, precision, recall, F1 and the confusion matrix, plus a
-summary of the validation run. metrics/roc.csv and metrics/confusion.csv feed
-`dvc plots`; data/predictions/test.parquet keeps every review's probability.
+data/evaluation/metrics.json holds model.evaluate's loss and accuracy (as the
+chapter reports them), ROC AUC, precision, recall, F1 and the confusion matrix,
+plus a summary of the validation run; roc.csv and confusion.csv beside it feed
+`dvc plots` once the plot stage publishes all three in metrics/.
+data/predictions/test.parquet keeps every review's probability.
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def confusion_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[i
 
 def main() -> None:
     x_test, y_test = files.read_features("test")
-    history = read_history(paths.HISTORY)
+    history = read_history(paths.RUN_HISTORY)
 
     from pipeline import model
 
@@ -71,9 +72,9 @@ def main() -> None:
         "test": {"loss": _round(loss), "accuracy": _round(accuracy), **classification_metrics(y_test, probabilities)},
         "validation": validation_summary(history),
     }
-    files.write_json(paths.METRICS, report)
-    files.write_csv(paths.ROC, ("fpr", "tpr"), roc_rows(y_test, probabilities))
-    files.write_csv(paths.CONFUSION, ("actual", "predicted"), confusion_rows(y_test, probabilities))
+    files.write_json(paths.RUN_METRICS, report)
+    files.write_csv(paths.RUN_ROC, ("fpr", "tpr"), roc_rows(y_test, probabilities))
+    files.write_csv(paths.RUN_CONFUSION, ("actual", "predicted"), confusion_rows(y_test, probabilities))
     files.write_parquet(
         paths.TEST_PREDICTIONS,
         pa.table({"label": pa.array(y_test.astype(np.int8)), "probability": pa.array(probabilities)}),

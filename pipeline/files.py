@@ -13,6 +13,7 @@ import glob
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator, Sequence
@@ -95,6 +96,11 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(stream))
 
 
+def copy(source: Path, target: Path) -> None:
+    with open(_existing(source), "rb") as stream, atomic_open(target) as out:
+        shutil.copyfileobj(stream, out)
+
+
 def write_parquet(path: Path, table: pa.Table) -> None:
     with atomic_open(path) as stream:
         pq.write_table(table, stream)
@@ -122,13 +128,13 @@ def read_features(split: str, rows: np.ndarray | None = None) -> tuple[scipy.spa
     """The multi-hot matrix of a split and its labels as float32 (the chapter's y_train);
     only the given rows, in that order, when rows is given."""
     x = scipy.sparse.load_npz(_existing(paths.features_npz(split))).tocsr()
-    y = read_parquet(paths.features_parquet(split), ["label"]).column("label").to_numpy().astype("float32")
+    y = read_npy(paths.labels(split)).astype("float32")
     return (x, y) if rows is None else (x[rows], y[rows])
 
 
 def count_reviews(split: str) -> int:
     """How many reviews a split has, without reading them."""
-    return pq.ParquetFile(_existing(paths.features_parquet(split))).metadata.num_rows
+    return np.load(_existing(paths.labels(split)), mmap_mode="r", allow_pickle=False).shape[0]
 
 
 def _existing(path: Path) -> Path:

@@ -11,7 +11,9 @@ RAW_DIR = Path("data/raw")
 VOCAB_DIR = Path("data/vocab")
 ENCODED_DIR = Path("data/encoded")
 FEATURES_DIR = Path("data/features")
+VALIDATION_DIR = Path("data/validation")
 MODEL_DIR = Path("data/model")
+EVALUATION_DIR = Path("data/evaluation")
 PREDICTIONS_DIR = Path("data/predictions")
 METRICS_DIR = Path("metrics")
 
@@ -23,10 +25,19 @@ IDF = FEATURES_DIR / "idf.npy"
 MODEL = MODEL_DIR / "model.keras"
 TEST_PREDICTIONS = PREDICTIONS_DIR / "test.parquet"
 
+# validate and evaluate write DVC-cached files, so DVC's run-cache can restore those
+# stages (it skips any stage with an uncached output); plot publishes git-tracked
+# copies in metrics/, so results diff in a plain clone.
+RUN_HISTORY = VALIDATION_DIR / "history.csv"
+RUN_METRICS = EVALUATION_DIR / "metrics.json"
+RUN_ROC = EVALUATION_DIR / "roc.csv"
+RUN_CONFUSION = EVALUATION_DIR / "confusion.csv"
+
 HISTORY = METRICS_DIR / "history.csv"
 METRICS = METRICS_DIR / "metrics.json"
 ROC = METRICS_DIR / "roc.csv"
 CONFUSION = METRICS_DIR / "confusion.csv"
+PUBLISHED = {RUN_HISTORY: HISTORY, RUN_METRICS: METRICS, RUN_ROC: ROC, RUN_CONFUSION: CONFUSION}
 LOSS_FIGURE = METRICS_DIR / "loss.png"
 ACCURACY_FIGURE = METRICS_DIR / "accuracy.png"
 
@@ -45,3 +56,10 @@ def features_npz(split: str) -> Path:
 
 def features_parquet(split: str) -> Path:
     return FEATURES_DIR / f"{split}.parquet"
+
+
+def labels(split: str) -> Path:
+    """The split's labels on their own: the model stages read these, not the parquet
+    twin, so a clone that runs only them fetches a few kilobytes instead of its copy
+    of the matrix."""
+    return FEATURES_DIR / f"{split}-labels.npy"

@@ -1,7 +1,14 @@
-"""Stage plot: figures 3-7 and 3-8 (listings 3-9 and 3-10) from metrics/history.csv.
+"""Stage plot: figures 3-7 and 3-8 (listings 3-9 and 3-10), and the run's results
+published in git.
 
-Drawn as the chapter draws them: training as blue dots ('bo'), validation as a
-blue line ('b'). PNG, because its bytes do not change between identical runs.
+The figures are drawn as the chapter draws them: training as blue dots ('bo'),
+validation as a blue line ('b'). PNG, because its bytes do not change between
+identical runs.
+
+validate and evaluate write DVC-cached files, so that DVC's run-cache can restore
+them instead of training again; this stage, cheap and without TensorFlow, copies
+them into metrics/, git-tracked, where `dvc metrics diff` and `dvc plots diff`
+read them in any clone.
 """
 from __future__ import annotations
 
@@ -44,7 +51,10 @@ def save_png(figure, path: Path) -> None:
 
 
 def main() -> None:
-    history = read_history(paths.HISTORY)
+    for source, target in paths.PUBLISHED.items():
+        files.copy(source, target)
+        print(f"{target}: from {source}")
+    history = read_history(paths.RUN_HISTORY)
     for path, key, label, title, ylabel in FIGURES:
         save_png(training_curve(history, key, label, title, ylabel), path)
         print(f"{path}: {title}")

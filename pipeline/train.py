@@ -1,7 +1,7 @@
 """Stage train: the chapter's final fit (listing 3-11).
 
 A fresh model on all training reviews for `epochs` (or `best`: the epoch with
-the lowest validation loss in metrics/history.csv), saved to data/model/model.keras.
+the lowest validation loss in the validation run's history), saved to data/model/model.keras.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def final_epochs(params: TrainParams, history: dict[str, list[float]]) -> int:
 def main() -> None:
     all_params = load_params()
     model_params, params = all_params.model, all_params.train
-    epochs = final_epochs(params, read_history(paths.HISTORY))
+    epochs = final_epochs(params, read_history(paths.RUN_HISTORY))
     print(f"final fit: {files.count_reviews('train')} reviews, {epochs} epochs")
 
     from pipeline import model

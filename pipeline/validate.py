@@ -2,7 +2,8 @@
 
 After a seeded shuffle the first val_size training reviews are x_val, the rest
 partial_x_train; a fresh model is fitted on partial_x_train for `epochs` and
-scored on x_val after every epoch. Output: metrics/history.csv.
+scored on x_val after every epoch. Output: data/validation/history.csv (the plot
+stage publishes it as metrics/history.csv).
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def main() -> None:
         epochs=params.epochs,
         validation_data=files.read_features("train", val_rows),  # x_val, y_val
     )
-    write_history(paths.HISTORY, history)
+    write_history(paths.RUN_HISTORY, history)
 
 
 if __name__ == "__main__":

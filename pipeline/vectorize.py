@@ -7,7 +7,8 @@ frequency learned on the training split, rows scaled to unit length.
 Outputs per split: data/features/<split>.npz (scipy CSR, num_words columns,
 sorted indices, float32) and data/features/<split>.parquet (label, the row's
 column indices and, unless binary, their values), the same matrix for pandas,
-DuckDB or Spark. data/features/idf.npy keeps the training split's inverse document
+DuckDB or Spark; data/features/<split>-labels.npy has the labels alone, for the
+model stages. data/features/idf.npy keeps the training split's inverse document
 frequencies, used by `tfidf` here and by prediction.
 """
 from __future__ import annotations
@@ -48,7 +49,9 @@ def main() -> None:
     for split, split_counts in counts.items():
         x = features.weigh(split_counts, params.weighting, idf)
         files.write_npz(paths.features_npz(split), x)
-        files.write_parquet(paths.features_parquet(split), features_table(encoded[split]["label"], x, params.weighting))
+        labels = encoded[split]["label"]
+        files.write_parquet(paths.features_parquet(split), features_table(labels, x, params.weighting))
+        files.write_npy(paths.labels(split), labels.to_numpy())
         print(f"{paths.features_npz(split)}: {x.shape[0]} x {x.shape[1]}, {x.nnz} non-zeros, {params.weighting}")
 
 
