@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[ssh,test]'
 	touch $@
 
 repro: setup
@@ -22,8 +22,9 @@ repro: setup
 test: setup
 	pytest
 
+# PUSH=origin: then share them (git refs to that remote, data and run-cache to the DVC remote)
 experiments: setup
-	python -m pipeline.experiments
+	python -m pipeline.experiments $(if $(PUSH),--push $(PUSH))
 
 bench: setup
 	python -m bench

@@ -3,12 +3,15 @@
 Queues each variation of the chapter's baseline with `dvc exp run --queue -S …`,
 runs them two at a time (`dvc queue start -j 2`), then runs the best
 configuration found beyond the chapter on its own (timed), and writes the
-comparison to metrics/experiments.md.
+comparison to metrics/experiments.md. With `--push GIT_REMOTE`, it then shares
+them: each experiment's git ref goes to GIT_REMOTE (`dvc exp push`), its data and
+the run-cache to the default DVC remote, so a teammate's `dvc exp pull` gets them.
 
-    python -m pipeline.experiments          (or: make experiments)
+    python -m pipeline.experiments [--push origin]   (or: make experiments [PUSH=origin])
 """
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import time
@@ -105,7 +108,22 @@ def markdown_table(rows: dict[str, dict], changes: dict[str, dict], best_seconds
     return header + "\n".join(lines) + "\n"
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.experiments", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--push", metavar="GIT_REMOTE",
+        help="then push the experiments to this git remote, their data and run-cache to the DVC remote",
+    )
+    return parser.parse_args(argv)
+
+
+def push_experiments(git_remote: str, names: list[str]) -> None:
+    dvc("exp", "push", "--run-cache", git_remote, *names)
+    print(f"pushed {len(names)} experiments to {git_remote} (data and run-cache to the default DVC remote)")
+
+
 def main() -> None:
+    args = parse_args()
     archive = os.environ.get("IMDB_ARCHIVE")
     if archive:  # queued runs happen in a temporary copy: a relative path would not resolve there
         os.environ["IMDB_ARCHIVE"] = str(Path(archive).resolve())
@@ -119,6 +137,8 @@ def main() -> None:
     )
     TABLE.write_text(preamble + table, encoding="utf-8")
     print(table)
+    if args.push:
+        push_experiments(args.push, list(changes))
 
 
 if __name__ == "__main__":

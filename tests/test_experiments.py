@@ -55,3 +55,8 @@ def test_table_has_a_row_per_experiment_and_the_timed_one_has_its_time():
     assert lines[2] == "| baseline (the chapter) | — | 0.8858 | 0.2878 | 4 | 0.8900 | — |"
     assert lines[3].startswith("| ch-32-units | `model.units=32` | 0.8858 |")
     assert lines[4].endswith("| 61 s |")
+
+
+def test_push_names_the_git_remote_and_is_off_by_default():
+    assert experiments.parse_args([]).push is None
+    assert experiments.parse_args(["--push", "origin"]).push == "origin"
