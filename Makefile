@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `dvc`: make them the project's own.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test experiments bench bench-quick clean
+.PHONY: setup repro test push experiments bench bench-quick clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ repro: setup
 
 test: setup
 	pytest
+
+# After a run: its outputs and the run-cache to the default DVC remote (README: Working as a team)
+push: setup
+	dvc push --run-cache
 
 # PUSH=origin: then share them (git refs to that remote, data and run-cache to the DVC remote)
 experiments: setup
