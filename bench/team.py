@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +169,8 @@ def main() -> None:
         folder = Path(tmp)
         url = args.remote or str(folder / "remote")
         steps = measure(folder, url, args.keyfile)
-    remote = "an SSH server" if url.startswith("ssh://") else "a local folder"
+    host = urllib.parse.urlsplit(url).hostname
+    remote = f"an SSH server on {host}" if url.startswith("ssh://") else "a local folder"
     report = render(steps, remote)
     files.write_text(args.out, report)
     print(report)
