@@ -183,6 +183,23 @@ def run_pipeline(project: Project, workdir: Path) -> PipelineResult:
     )
 
 
+PREDICT_REVIEW = "This movie was a wonderful surprise"
+
+
+def run_predict(project: Project, workdir: Path) -> dict[str, Measurement]:
+    """imdb-predict as a user runs it in the project: one review, the test reviews from a file, --explain."""
+    reviews = workdir / "test-reviews.txt"
+    texts = files.read_parquet(project.path / "data/raw/test.parquet", ["text"]).column("text").to_pylist()
+    files.write_text(reviews, "".join(" ".join(review.split()) + "\n" for review in texts))
+    predict = [sys.executable, "-m", "pipeline.predict"]
+    cases = {"one": [PREDICT_REVIEW], "file": ["--file", str(reviews)], "explain": ["--explain", PREDICT_REVIEW]}
+    measured = {}
+    for key, args in cases.items():
+        progress(f"running imdb-predict {' '.join(args)}")
+        measured[key] = probed([*predict, *args], "imdb-predict", cwd=project.path, env=project.env, log=workdir / "predict.log")
+    return measured
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small generated archive instead of the real reviews")
@@ -211,8 +228,9 @@ def benchmark(workdir: Path, quick: bool) -> Benchmark:
     progress(f"making a copy of the project in {workdir / 'project'}")
     project = make_project(workdir / "project", archive, **(QUICK_PARAMS if quick else {}))
     pipeline = run_pipeline(project, workdir)
+    predict = run_predict(project, workdir)
     chapter = run_chapter(project, workdir)
-    return Benchmark(data=data, machine=machine_now, chapter=chapter, pipeline=pipeline)
+    return Benchmark(data=data, machine=machine_now, chapter=chapter, pipeline=pipeline, predict=predict)
 
 
 def main(argv: list[str] | None = None) -> None:

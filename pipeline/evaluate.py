@@ -1,18 +1,20 @@
-"""Stage evaluate: the saved model on the test reviews.
+"""Stage evaluate: the trained model on the test reviews, scored without TensorFlow.
 
-data/evaluation/metrics.json holds model.evaluate's loss and accuracy (as the
-chapter reports them), ROC AUC, precision, recall, F1 and the confusion matrix,
-plus a summary of the validation run; roc.csv and confusion.csv beside it feed
-`dvc plots` once the plot stage publishes all three in metrics/.
-data/predictions/test.parquet keeps every review's probability.
+The model is the train stage's inference bundle, scored by `inference.forward`, the
+forward pass imdb-predict uses. data/evaluation/metrics.json holds the loss (as
+Keras's `evaluate` computes it) and accuracy the chapter reports, ROC AUC,
+precision, recall, F1 and the confusion matrix, plus a summary of the validation
+run; roc.csv and confusion.csv beside it feed `dvc plots` once the plot stage
+publishes all three in metrics/. data/predictions/test.parquet keeps every review's
+probability. The bundle, stamped with its test metrics, becomes
+data/bundle/imdb-sentiment.npz: the model imdb-predict and `dvc artifacts get` use.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from sklearn import metrics as skm
 
-from pipeline import files, paths
+from pipeline import files, inference, paths
 from pipeline.cli import run
 from pipeline.history import DECIMALS, best_epoch, read_history
 from pipeline.labels import predicted
@@ -24,16 +26,37 @@ def _round(value: float) -> float:
     return round(float(value), DECIMALS)
 
 
+# The metrics are scikit-learn's definitions (the tests check them against it), in
+# numpy: importing scikit-learn took longer than the rest of the stage.
+
+
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dict:
-    y_pred = predicted(probabilities)
-    tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
+    y_true = np.asarray(y_true).astype(bool)
+    y_pred = predicted(probabilities).astype(bool)
+    tp, fp = int(np.sum(y_pred & y_true)), int(np.sum(y_pred & ~y_true))
+    fn, tn = int(np.sum(~y_pred & y_true)), int(np.sum(~y_pred & ~y_true))
+    fpr, tpr = roc_curve(y_true, probabilities)
     return {
-        "roc_auc": _round(skm.roc_auc_score(y_true, probabilities)),
-        "precision": _round(skm.precision_score(y_true, y_pred, zero_division=0)),
-        "recall": _round(skm.recall_score(y_true, y_pred, zero_division=0)),
-        "f1": _round(skm.f1_score(y_true, y_pred, zero_division=0)),
-        "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+        "roc_auc": _round(np.trapezoid(tpr, fpr)),
+        "precision": _round(_ratio(tp, tp + fp)),
+        "recall": _round(_ratio(tp, tp + fn)),
+        "f1": _round(_ratio(2 * tp, 2 * tp + fp + fn)),
+        "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
     }
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else 0.0
+
+
+def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    ranked_true, ranked_scores = np.asarray(y_true)[order], np.asarray(scores)[order]
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(ranked_scores)), ranked_true.size - 1]
+    true_positives = np.cumsum(ranked_true)[last_of_each_score]
+    false_positives = last_of_each_score + 1 - true_positives
+    return np.r_[0, false_positives] / false_positives[-1], np.r_[0, true_positives] / true_positives[-1]
 
 
 def validation_summary(history: dict[str, list[float]]) -> dict:
@@ -48,7 +71,7 @@ def validation_summary(history: dict[str, list[float]]) -> dict:
 
 
 def roc_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[float]]:
-    fpr, tpr, _ = skm.roc_curve(y_true, probabilities)
+    fpr, tpr = roc_curve(y_true, probabilities)
     grid = np.linspace(0.0, 1.0, ROC_POINTS)
     return [[_round(f), _round(t)] for f, t in zip(grid, np.interp(grid, fpr, tpr))]
 
@@ -59,19 +82,20 @@ def confusion_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[i
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].tolist()
 
 
+def test_metrics(loss: str, y_true: np.ndarray, probabilities: np.ndarray) -> dict:
+    return {
+        "loss": _round(inference.keras_loss(loss, y_true, probabilities)),
+        "accuracy": _round(np.mean(predicted(probabilities) == y_true)),
+        **classification_metrics(y_true, probabilities),
+    }
+
+
 def main() -> None:
+    bundle = inference.read_bundle(paths.TRAINED_BUNDLE)
     x_test, y_test = files.read_features("test")
     history = read_history(paths.RUN_HISTORY)
-
-    from pipeline import model
-
-    network = model.load_model(paths.MODEL)
-    loss, accuracy = model.evaluate(network, x_test, y_test)
-    probabilities = model.predict(network, x_test)
-    report = {
-        "test": {"loss": _round(loss), "accuracy": _round(accuracy), **classification_metrics(y_test, probabilities)},
-        "validation": validation_summary(history),
-    }
+    probabilities = inference.forward(bundle.layers, x_test)
+    report = {"test": test_metrics(bundle.model.loss, y_test, probabilities), "validation": validation_summary(history)}
     files.write_json(paths.RUN_METRICS, report)
     files.write_csv(paths.RUN_ROC, ("fpr", "tpr"), roc_rows(y_test, probabilities))
     files.write_csv(paths.RUN_CONFUSION, ("actual", "predicted"), confusion_rows(y_test, probabilities))
@@ -79,6 +103,8 @@ def main() -> None:
         paths.TEST_PREDICTIONS,
         pa.table({"label": pa.array(y_test.astype(np.int8)), "probability": pa.array(probabilities)}),
     )
+    with files.atomic_open(paths.BUNDLE) as stream:
+        inference.write_bundle(stream, bundle.with_metrics(report["test"]))
     print(f"test loss {report['test']['loss']}, test accuracy {report['test']['accuracy']}")
 
 

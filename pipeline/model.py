@@ -18,7 +18,7 @@ from pipeline import features, files
 from pipeline.params import ModelParams
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
-PREDICT_BATCH_SIZE = 512  # inference only: any size gives the same numbers
+VALIDATION_BATCH_SIZE = 512  # scoring only: any size gives the same numbers
 STEPS_PER_EXECUTION = 64
 
 
@@ -64,7 +64,7 @@ def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
 def sparse_batches(
     x: scipy.sparse.csr_matrix,
     y: np.ndarray | None = None,
-    batch_size: int = PREDICT_BATCH_SIZE,
+    batch_size: int = VALIDATION_BATCH_SIZE,
     shuffle_seed: int | None = None,
     column_scale: np.ndarray | None = None,
 ) -> tf.data.Dataset:
@@ -175,36 +175,16 @@ def _normalized(name: str, data: bytes) -> bytes:
     return data
 
 
-def load_model(path) -> keras.Model:
-    return keras.models.load_model(path)
+def dense_layers(network: keras.Model) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """Each Dense layer's kernel, bias and activation name, input to output: all that
+    scoring needs (dropout does nothing at inference; NB scaling is already folded in)."""
+    return [
+        (np.asarray(layer.kernel, np.float32), np.asarray(layer.bias, np.float32), _param_name(layer))
+        for layer in network.layers
+        if isinstance(layer, keras.layers.Dense)
+    ]
 
 
-def evaluate(network: keras.Model, x: scipy.sparse.csr_matrix, y: np.ndarray) -> tuple[float, float]:
-    """model.evaluate on a labeled matrix: (loss, accuracy)."""
-    loss, accuracy = network.evaluate(sparse_batches(x, y), verbose=0)
-    return float(loss), float(accuracy)
-
-
-def predict(network: keras.Model, x: scipy.sparse.csr_matrix) -> np.ndarray:
-    """model.predict(x, batch_size=PREDICT_BATCH_SIZE) without Keras's dataset machinery:
-    the same batches, converted the way Keras converts them, so the same numbers, but
-    each call costs milliseconds instead of a few tenths of a second (imdb-predict
-    --explain makes thousands of calls).
-
-    A last, shorter batch is padded with empty rows: TensorFlow keeps compiled kernels
-    for every input shape it meets, so varying batch sizes would grow memory call after
-    call. A row's output does not depend on the other rows of its batch."""
-    probabilities = []
-    for start in range(0, x.shape[0], PREDICT_BATCH_SIZE):
-        batch = x[start : start + PREDICT_BATCH_SIZE]
-        rows = batch.shape[0]
-        if rows < PREDICT_BATCH_SIZE:
-            padding = scipy.sparse.csr_matrix((PREDICT_BATCH_SIZE - rows, batch.shape[1]), dtype=batch.dtype)
-            batch = scipy.sparse.vstack([batch, padding], format="csr")
-        probabilities.append(np.asarray(network.predict_on_batch(_sparse_tensor(batch))).ravel()[:rows])
-    return np.concatenate(probabilities) if probabilities else np.zeros(0, dtype=np.float32)
-
-
-def _sparse_tensor(x: scipy.sparse.csr_matrix) -> tf.SparseTensor:
-    coo = x.tocoo()  # row-major order; the columns of each row sorted, as the CSR matrices are
-    return tf.SparseTensor(np.stack([coo.row, coo.col], axis=1).astype(np.int64), coo.data, coo.shape)
+def _param_name(layer: keras.layers.Dense) -> str:
+    name = layer.get_config()["activation"]
+    return {"silu": "swish"}.get(name, name)  # Keras saves swish under its other name

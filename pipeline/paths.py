@@ -15,6 +15,7 @@ VALIDATION_DIR = Path("data/validation")
 MODEL_DIR = Path("data/model")
 EVALUATION_DIR = Path("data/evaluation")
 PREDICTIONS_DIR = Path("data/predictions")
+BUNDLE_DIR = Path("data/bundle")
 METRICS_DIR = Path("metrics")
 
 SPLITS = ("train", "test")
@@ -23,6 +24,10 @@ WORD_INDEX = VOCAB_DIR / "word_index.json"
 DECODED_SAMPLES = VOCAB_DIR / "decoded_samples.txt"
 IDF = FEATURES_DIR / "idf.npy"
 MODEL = MODEL_DIR / "model.keras"
+# The inference bundle (pipeline/inference.py): as trained, then with its test
+# metrics, the artifact imdb-predict reads and `dvc artifacts get` hands out.
+TRAINED_BUNDLE = MODEL_DIR / "bundle.npz"
+BUNDLE = BUNDLE_DIR / "imdb-sentiment.npz"
 TEST_PREDICTIONS = PREDICTIONS_DIR / "test.parquet"
 
 # validate and evaluate write DVC-cached files, so DVC's run-cache can restore those

@@ -1,11 +1,16 @@
 """Stage train: the chapter's final fit (listing 3-11).
 
 A fresh model on all training reviews for `epochs` (or `best`: the epoch with
-the lowest validation loss in the validation run's history), saved to data/model/model.keras.
+the lowest validation loss in the validation run's history), saved as a Keras
+model (data/model/model.keras) and as an inference bundle (data/model/bundle.npz):
+its weights with the vocabulary, idf and params that turn raw text into its
+input, so it scores reviews without TensorFlow or the rest of the project.
 """
 from __future__ import annotations
 
-from pipeline import files, paths
+import dataclasses
+
+from pipeline import files, inference, paths
 from pipeline.cli import run
 from pipeline.history import best_epoch, read_history
 from pipeline.params import TrainParams, load_params
@@ -19,6 +24,10 @@ def main() -> None:
     all_params = load_params()
     model_params, params = all_params.model, all_params.train
     epochs = final_epochs(params, read_history(paths.RUN_HISTORY))
+    # What the bundle needs besides the weights, read first: a missing file stops the
+    # stage before training, not after.
+    vocabulary = inference.vocabulary_by_rank(files.read_json(paths.WORD_INDEX), all_params.vocab.num_words)
+    idf = files.read_npy(paths.IDF) if all_params.vectorize.weighting == "tfidf" else None
     print(f"final fit: {files.count_reviews('train')} reviews, {epochs} epochs")
 
     from pipeline import model
@@ -26,6 +35,14 @@ def main() -> None:
     # Read inside the call, never named here: train_model frees it once TensorFlow has its copy.
     network, _ = model.train_model(model_params, files.read_features("train"), epochs=epochs)
     model.save_model(network, paths.MODEL)
+    bundle = inference.Bundle(
+        all_params.vocab, all_params.vectorize, model_params, dataclasses.replace(params, epochs=epochs),
+        vocabulary=vocabulary,
+        layers=[inference.Layer(*layer) for layer in model.dense_layers(network)],
+        idf=idf,
+    )
+    with files.atomic_open(paths.TRAINED_BUNDLE) as stream:
+        inference.write_bundle(stream, bundle)
 
 
 if __name__ == "__main__":

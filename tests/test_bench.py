@@ -106,7 +106,7 @@ def measurement(argv=("python",), wall_s=1.0, peak=100 * MB, tensorflow=False, l
 
 
 def results(chapter_wall=100.0, pipeline_wall=30.0, stage_peak=900 * MB, epoch=0.1, accuracy=0.886,
-            noop_s=1.5, noop_reran=(), tensorflow_in=("validate", "train", "evaluate")):
+            noop_s=1.5, noop_reran=(), tensorflow_in=("validate", "train")):
     names = ["download", "vocab", "vectorize", "validate", "train", "evaluate", "plot"]
     stages = {name: measurement(peak=stage_peak if name == "train" else 100 * MB, tensorflow=name in tensorflow_in)
               for name in names}
@@ -153,7 +153,7 @@ def test_targets_met_when_the_pipeline_is_within_every_limit():
         (dict(accuracy=0.8805), "test accuracy"),
         (dict(noop_s=3.1), "`dvc repro` with nothing to do"),
         (dict(noop_reran=["vocab"]), "`dvc repro` with nothing to do"),
-        (dict(tensorflow_in=("vocab", "validate")), "stages without a model that loaded TensorFlow"),
+        (dict(tensorflow_in=("vocab", "validate")), "stages that train nothing but loaded TensorFlow"),
     ],
 )
 def test_each_target_fails_on_its_own(changes, failed):
@@ -164,7 +164,22 @@ def test_each_target_fails_on_its_own(changes, failed):
 def test_report_names_the_largest_stage_and_the_stages_that_loaded_tensorflow():
     markdown = report.render(results(stage_peak=1200 * MB, tensorflow_in=("plot", "validate")))
     assert "(b) its largest stage, train | 9800 | 1200 | 0.122 |" in markdown
-    assert "(download, vocab, vectorize, plot): plot | 1 | 0 | **no** |" in markdown
+    assert "(download, vocab, vectorize, evaluate, plot): plot | 1 | 0 | **no** |" in markdown
+
+
+def test_scoring_targets_are_checked_one_by_one():
+    fast = {key: measurement(wall_s=0.1, peak=60 * MB) for key in report.PREDICT_CASES}
+
+    def verdicts_of(predict, **changes):
+        benchmark = replace(results(**changes), predict=predict)
+        table = markdown_tables(report.render(benchmark))["Scoring without TensorFlow: imdb-predict and evaluate"]
+        return [row[-1] for row in table]
+
+    assert verdicts_of(fast) == ["yes"] * 4
+    assert verdicts_of({**fast, "one": measurement(wall_s=0.6, peak=60 * MB)}) == ["**no**", "yes", "yes", "yes"]
+    assert verdicts_of({**fast, "one": measurement(wall_s=0.1, peak=300 * MB)}) == ["**no**", "yes", "yes", "yes"]
+    assert verdicts_of({**fast, "file": measurement(wall_s=3.5, peak=900 * MB)}) == ["yes", "**no**", "yes", "yes"]
+    assert "Scoring without TensorFlow" not in report.render(results())  # not measured, not reported
 
 
 def test_the_benchmark_accepts_the_committed_params_and_refuses_others_than_the_chapters():
@@ -196,7 +211,7 @@ def test_quick_benchmark_reports_every_row_with_numbers(tmp_path):
 
     targets = tables["Targets of the pipeline alone"]
     assert [row[0].split(" (")[0] for row in targets] == [
-        "`dvc repro` with nothing to do", "stages without a model that loaded TensorFlow",
+        "`dvc repro` with nothing to do", "stages that train nothing but loaded TensorFlow",
     ]
     assert float(targets[0][1]) > 0 and targets[1][1:] == ["0", "0", "yes"]
 
@@ -206,9 +221,12 @@ def test_quick_benchmark_reports_every_row_with_numbers(tmp_path):
     ]
     assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in stages)
     loaded_tensorflow = {row[0] for row in stages if row[3] == "yes"}
-    assert loaded_tensorflow == {"validate", "train", "evaluate", "`dvc repro -f`, all stages"}
+    assert loaded_tensorflow == {"validate", "train", "`dvc repro -f`, all stages"}
     # The whole run takes longer than any of its stages.
     assert float(stages[-1][1]) > max(float(row[1]) for row in stages[:-1])
+
+    scoring = tables["Scoring without TensorFlow: imdb-predict and evaluate"]
+    assert len(scoring) == 4 and all(float(row[1]) > 0 and float(row[2]) > 0 for row in scoring)
 
     phases = tables["The chapter's code, phase by phase"]
     assert [row[0] for row in phases] == [

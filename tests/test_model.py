@@ -133,10 +133,14 @@ def test_same_seed_gives_the_same_history():
     assert first == second
 
 
+def scores(network, x):
+    return network.predict(x, batch_size=64, verbose=0).ravel()
+
+
 def test_sparse_input_predicts_what_dense_input_does():
     x, y = toy_data()
     network, _ = model.train_model(CHAPTER, (x, y), epochs=2)
-    sparse = model.predict(network, x)
+    sparse = scores(network, x)
     dense = network.predict(x.toarray(), verbose=0).ravel()
     np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-6)
     assert sparse.shape == (64,) and ((sparse >= 0) & (sparse <= 1)).all()
@@ -146,32 +150,19 @@ def test_nb_scaling_is_folded_into_the_model_so_it_takes_unscaled_features():
     x, y = toy_data()
     network, _ = model.train_model(dataclasses.replace(CHAPTER, nb_scaling=True), (x, y), epochs=2)
     ratio = log_count_ratio(x, y)
-    folded = model.predict(network, x)
+    folded = scores(network, x)
     first = dense_layers(network)[0]
     first.kernel.assign(first.kernel / ratio[:, np.newaxis])  # the weights as trained, on scaled inputs
-    np.testing.assert_allclose(folded, model.predict(network, scale_columns(x, ratio)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(folded, scores(network, scale_columns(x, ratio)), rtol=1e-4, atol=1e-6)
 
 
-def test_evaluate_reports_loss_and_the_accuracy_of_thresholded_predictions():
-    x, y = toy_data()
-    network, _ = model.train_model(CHAPTER, (x, y), epochs=2)
-    loss, accuracy = model.evaluate(network, x, y)
-    probabilities = model.predict(network, x)
-    assert accuracy == np.mean((probabilities >= 0.5) == (y == 1))
-    expected_loss = -np.mean(y * np.log(probabilities) + (1 - y) * np.log(1 - probabilities))
-    assert np.isclose(loss, expected_loss, rtol=1e-4)
-
-
-def test_predict_gives_what_keras_predict_gives():
-    rng = np.random.default_rng(1)
-    sequences = [[1] + list(rng.integers(2, 30, rng.integers(0, 40))) for _ in range(1100)]  # 3 batches
-    x = vectorize_sequences(sequences, dimension=30)
-    model.make_deterministic(CHAPTER.seed)
-    network = model.build_model(x.shape[1], CHAPTER)
-    expected = network.predict(x, batch_size=model.PREDICT_BATCH_SIZE, verbose=0).ravel()
-    # float32 sums in another order: equal to the last bit or two
-    np.testing.assert_allclose(model.predict(network, x), expected, rtol=1e-6, atol=1e-7)
-    assert model.predict(network, x[:0]).shape == (0,)
+def test_dense_layers_are_every_layers_weights_and_activation_by_its_param_name():
+    network = model.build_model(30, dataclasses.replace(CHAPTER, activation="swish", dropout=0.5))
+    exported = model.dense_layers(network)
+    assert [(kernel.shape, bias.shape, activation) for kernel, bias, activation in exported] == [
+        ((30, 16), (16,), "swish"), ((16, 16), (16,), "swish"), ((16, 1), (1,), "sigmoid"),
+    ]
+    np.testing.assert_array_equal(exported[0][0], dense_layers(network)[0].kernel.numpy())
 
 
 def test_saved_model_is_byte_identical_and_loads_with_the_same_predictions(tmp_path):
@@ -183,5 +174,5 @@ def test_saved_model_is_byte_identical_and_loads_with_the_same_predictions(tmp_p
         model.save_model(network, path)
         saved.append(path.read_bytes())
     assert saved[0] == saved[1]
-    loaded = model.load_model(tmp_path / "model0.keras")
-    np.testing.assert_array_equal(model.predict(loaded, x), model.predict(network, x))
+    loaded = keras.models.load_model(tmp_path / "model0.keras")
+    np.testing.assert_array_equal(scores(loaded, x), scores(network, x))

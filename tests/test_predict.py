@@ -21,7 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline import predict
+from pipeline import inference, predict
+from pipeline.labels import NAMES as label_names
 from pipeline.cli import UserError
 from pipeline.params import load_params
 from tests.archives import official_extras, review_members, write_archive
@@ -174,7 +175,7 @@ def test_scoring_the_test_reviews_reproduces_the_evaluate_stage(built, request, 
     assert status == 0
     scored = records(out)
     labels = np.array(raw["label"].to_pylist())
-    predicted = np.array([predict.labels.NAMES.index(r["label"]) for r in scored])
+    predicted = np.array([label_names.index(r["label"]) for r in scored])
     metrics = json.loads((in_project.path / "metrics/metrics.json").read_text())["test"]
     assert round(float((predicted == labels).mean()), 6) == metrics["accuracy"]
     evaluated = pq.read_table(in_project.path / "data/predictions/test.parquet")["probability"].to_numpy()
@@ -241,7 +242,7 @@ def test_explain_lists_the_words_that_push_each_way(in_project, capsys):
 def test_explain_does_not_change_the_scores(in_project, capsys, tmp_path, monkeypatch):
     reviews = write(tmp_path / "r.txt", "\n".join([GOOD, BAD, NO_KNOWN_WORD, "film " * 30]) + "\n")
     _, plain, _ = call(capsys, "--json", "--file", reviews)
-    monkeypatch.setattr(predict, "EXPLAIN_NONZEROS", 10)  # one model call per review or two
+    monkeypatch.setattr(inference, "EXPLAIN_NONZEROS", 10)  # one forward pass per review or two
     _, explained, _ = call(capsys, "--json", "--explain", "--file", reviews)
     for a, b in zip(records(plain), records(explained)):
         assert a == {k: v for k, v in b.items() if k != "explain"}
@@ -252,9 +253,12 @@ def test_explain_does_not_change_the_scores(in_project, capsys, tmp_path, monkey
 # ---------------------------------------------------------------- errors
 
 
+BUNDLE = "data/bundle/imdb-sentiment.npz"
+
+
 def bare_copy(project, path, leave_out=()):
-    """What predict reads of a project (params, dvc files, vocabulary, model), copied."""
-    for name in ("dvc.yaml", "dvc.lock", "params.yaml", "data/vocab/word_index.json", "data/model/model.keras"):
+    """What predict reads of a project (dvc.yaml to find it, params, the bundle), copied."""
+    for name in ("dvc.yaml", "params.yaml", BUNDLE):
         if name not in leave_out:
             (path / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(project.path / name, path / name)
@@ -267,24 +271,40 @@ def one_error(status, out, err, expected):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(
-    "missing", ["data/model/model.keras", "data/vocab/word_index.json"]
-)
-def test_missing_model_or_vocabulary_says_how_to_get_them(project, capsys, monkeypatch, tmp_path, missing):
-    monkeypatch.chdir(bare_copy(project, tmp_path, leave_out=[missing]))
+def test_a_missing_model_says_how_to_get_it(project, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(bare_copy(project, tmp_path, leave_out=[BUNDLE]))
     one_error(
         *call(capsys, GOOD),
-        f"missing {missing}: run `dvc repro` to build it, or `dvc pull` if the project has a remote",
+        f"missing {BUNDLE}: run `dvc repro` to build it, or `dvc pull` if the project has a remote",
     )
 
 
-def test_outside_the_project_root_the_error_says_where_it_looked(capsys, monkeypatch, tmp_path):
+def test_outside_the_project_the_error_says_where_it_looked(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     one_error(
         *call(capsys, GOOD),
-        f"data/vocab/word_index.json not found: imdb-predict reads the pipeline's outputs relative to "
-        f"the current directory, and {tmp_path} has no dvc.yaml; run it from the project root",
+        f"no model to score with: {tmp_path} is not inside the project (no dvc.yaml here or above); "
+        f"run imdb-predict in the project, or give --model PATH (a bundle such as {BUNDLE})",
     )
+
+
+@pytest.mark.e2e
+def test_the_project_is_found_from_a_subdirectory_and_any_bundle_scores_from_anywhere(
+    in_project, capsys, monkeypatch, tmp_path
+):
+    _, at_root, _ = call(capsys, "--json", GOOD, BAD)
+    deeper = in_project.path / "data" / "raw"
+    monkeypatch.chdir(deeper)
+    _, below, _ = call(capsys, "--json", GOOD, BAD)
+    assert below == at_root
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = shutil.copy(in_project.path / BUNDLE, tmp_path / "my-model.npz")
+    monkeypatch.chdir(elsewhere)
+    _, with_model, _ = call(capsys, "--json", "--model", str(moved), GOOD, BAD)
+    assert with_model == at_root
+    one_error(*call(capsys, "--model", str(tmp_path / "none.npz"), GOOD), f"{tmp_path / 'none.npz'}: no such file")
 
 
 @pytest.mark.e2e
@@ -344,28 +364,22 @@ def test_params_changed_since_the_last_repro_are_refused(project, capsys, monkey
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["vocab"]["num_words"] = 30
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    one_error(*call(capsys, GOOD), "params.yaml has vocab.num_words = 30 but data/ was built with 40 "
-              "(dvc.lock): run `dvc repro` to rebuild it, or set it back")
-    # without dvc.lock to compare with, the model's width still catches it
-    (tmp_path / "dvc.lock").unlink()
-    one_error(*call(capsys, GOOD), "data/model/model.keras takes 40 inputs but params.yaml has "
-              "vocab.num_words = 30: run `dvc repro` to rebuild it")
+    one_error(*call(capsys, GOOD), "params.yaml has vocab.num_words = 30 but the model was built with 40 "
+              f"({BUNDLE}): run `dvc repro` to rebuild it, or set it back")
+    # a bundle named with --model carries its own params: params.yaml is not its business
+    status, out, _ = call(capsys, "--model", BUNDLE, GOOD)
+    assert status == 0 and out.startswith("positive")
 
 
 @pytest.mark.e2e
 def test_a_damaged_model_is_an_error(project, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(bare_copy(project, tmp_path))
-    model = tmp_path / "data/model/model.keras"
+    model = tmp_path / BUNDLE
     model.write_bytes(model.read_bytes()[:1000])  # cut short
-    one_error(*call(capsys, GOOD), "cannot load data/model/model.keras: not a .keras file (a zip archive): "
-              "run `dvc repro` to rebuild it")
+    one_error(*call(capsys, GOOD), f"{BUNDLE} is not a valid model bundle (File is not a zip file)")
     with zipfile.ZipFile(model, "w") as archive:  # a zip, but no model in it
         archive.writestr("readme.txt", "hello")
-    status, out, err = call(capsys, GOOD)
-    assert status == 2 and out == ""
-    (line,) = err.splitlines()
-    assert line.startswith("error: cannot load data/model/model.keras (")
-    assert line.endswith("): run `dvc repro` to rebuild it")
+    one_error(*call(capsys, GOOD), f"{BUNDLE} is not a valid model bundle: missing metadata.json")
 
 
 @pytest.mark.parametrize(
@@ -386,7 +400,7 @@ def test_bad_options_are_one_line(capsys, argv, message):
 @pytest.mark.e2e
 def test_the_installed_command_prints_only_scores(project):
     result = project.run("imdb-predict", GOOD, BAD)
-    assert result.stderr == ""  # TensorFlow's start-up chatter is held back
+    assert result.stderr == ""
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["positive", "negative"]
 
     result = project.run(sys.executable, "-m", "pipeline.predict", "--file", "nowhere.txt", check=False)
@@ -460,27 +474,20 @@ def test_strongest_words_are_sorted_by_size_then_alphabetically():
     assert [w for w, _ in top["negative"]] == ["awful"]
 
 
-def test_params_are_checked_against_dvc_lock(tmp_path):
-    lock = tmp_path / "dvc.lock"
+def test_params_yaml_is_checked_against_the_params_the_model_was_built_with():
     params = load_params(ROOT / "params.yaml")
-    predict.check_built_with(params, lock)  # no dvc.lock: nothing to check
-    lock.write_text(yaml.safe_dump({"stages": {
-        "vocab": {"params": {"params.yaml": {"vocab.num_words": 10000, "vocab.skip_top": 0, "vocab.ngram_range": [1, 1]}}},
-        "vectorize": {"params": {"params.yaml": {"vectorize.weighting": "binary"}}},
-    }}))
-    predict.check_built_with(params, lock)
-    with pytest.raises(UserError, match=r"vocab\.skip_top = 5 but data/ was built with 0"):
-        predict.check_built_with(dataclasses.replace(params, vocab=dataclasses.replace(params.vocab, skip_top=5)), lock)
-    with pytest.raises(UserError, match=r"vocab\.ngram_range = \[1, 2\] but data/ was built with \[1, 1\]"):
-        predict.check_built_with(
-            dataclasses.replace(params, vocab=dataclasses.replace(params.vocab, ngram_range=(1, 2))), lock
-        )
-    with pytest.raises(UserError, match=r"vectorize\.weighting = tfidf but data/ was built with binary"):
-        predict.check_built_with(
-            dataclasses.replace(params, vectorize=dataclasses.replace(params.vectorize, weighting="tfidf")), lock
-        )
-    lock.write_text(": not yaml : [")
-    predict.check_built_with(params, lock)
+    bundle = inference.Bundle(
+        params.vocab, params.vectorize, params.model, params.train, vocabulary=[], layers=[]
+    )
+    predict.check_built_with(bundle, params)
+    changed = [
+        (dataclasses.replace(params, vocab=dataclasses.replace(params.vocab, skip_top=5)), r"vocab\.skip_top = 5 but the model was built with 0"),
+        (dataclasses.replace(params, vocab=dataclasses.replace(params.vocab, ngram_range=(1, 2))), r"vocab\.ngram_range = \[1, 2\] but the model was built with \[1, 1\]"),
+        (dataclasses.replace(params, vectorize=dataclasses.replace(params.vectorize, weighting="tfidf")), r"vectorize\.weighting = tfidf but the model was built with binary"),
+    ]
+    for now, message in changed:
+        with pytest.raises(UserError, match=message):
+            predict.check_built_with(bundle, now)
 
 
 def test_the_preview_is_one_short_line():

@@ -53,6 +53,23 @@ def test_classification_metrics_agree_with_the_confusion_matrix():
     assert report["roc_auc"] == 14 / 16  # positive-negative pairs ranked the right way round
 
 
+def test_metrics_are_scikit_learns():
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 2, 2000)
+    probabilities = np.round(np.clip(y_true * 0.2 + rng.random(2000) * 0.8, 0, 1), 2)  # many ties
+    y_pred = (probabilities >= 0.5).astype(int)
+    report = evaluate.classification_metrics(y_true, probabilities)
+    assert report["roc_auc"] == round(skm.roc_auc_score(y_true, probabilities), 6)
+    assert report["precision"] == round(skm.precision_score(y_true, y_pred), 6)
+    assert report["recall"] == round(skm.recall_score(y_true, y_pred), 6)
+    assert report["f1"] == round(skm.f1_score(y_true, y_pred), 6)
+    assert list(report["confusion_matrix"].values()) == skm.confusion_matrix(y_true, y_pred).ravel().tolist()
+    fpr, tpr, _ = skm.roc_curve(y_true, probabilities, drop_intermediate=False)
+    np.testing.assert_array_equal(evaluate.roc_curve(y_true, probabilities), (fpr, tpr))
+
+
 def test_validation_summary_reports_the_best_epoch():
     assert evaluate.validation_summary(HISTORY) == {
         "best_epoch": 2,

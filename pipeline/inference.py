@@ -1,0 +1,416 @@
+"""Scoring reviews with a trained model, without TensorFlow.
+
+    from pipeline.inference import Scorer
+
+    scorer = Scorer.load("data/bundle/imdb-sentiment.npz")
+    scorer.score(["A wonderful film", "Two hours I will never get back"])  # P(positive) each
+
+The chapter's model is a stack of Dense layers, so scoring is a sparse-dense product,
+a bias and an activation per layer (`forward`): numpy and scipy do it in
+milliseconds, where importing TensorFlow takes seconds. Keras trains the model; the
+evaluate stage and imdb-predict score with `forward`, the only forward pass.
+
+A bundle is one file holding everything needed to score raw text: the vocabulary and
+encoding settings (vocab params), the weighting and the training split's idf
+(vectorize params), every layer's weights (naive-Bayes scaling folded in) and
+activation, and metadata: the params it was built with and its test metrics. It is
+a zip of JSON and .npy members. Reading one runs no code: no pickle, no Keras
+objects; every member's declared size, dtype and shape is checked against the
+metadata before anything large is allocated, so a damaged or hostile file gets a
+one-line error.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Sequence
+
+import numpy as np
+import scipy.sparse
+
+from pipeline import features, labels, text
+from pipeline.cli import UserError
+from pipeline.params import ACTIVATIONS, ModelParams, ParamsError, TrainParams, VectorizeParams, VocabParams, parse_section
+
+FORMAT = "imdb-sentiment-bundle"
+FORMAT_VERSION = 1
+METADATA = "metadata.json"
+VOCABULARY = "vocabulary.txt"  # the terms by rank, one per line: rank 1 first
+IDF = "idf.npy"
+MAX_MEMBER_BYTES = 1 << 30  # what a member may claim to unpack to
+MAX_METADATA_BYTES = 1 << 20
+DTYPE = np.dtype("<f4")
+EXPLAIN_NONZEROS = 300_000  # multi-hot entries per forward pass for the occluded copies of --explain
+
+# Keras's definitions, in float32 (keras.activations; gelu without approximation)
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # exp(-x) = inf for very negative x: the sigmoid is 0, as it should be
+        return 1 / (1 + np.exp(-x))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    import scipy.special  # only here: importing it costs a tenth of imdb-predict's start-up
+
+    return 0.5 * x * (1 + scipy.special.erf(x / np.float32(math.sqrt(2))))
+
+
+_ACTIVATION_FUNCTIONS = {
+    "relu": lambda x: np.maximum(x, 0),
+    "tanh": np.tanh,
+    "sigmoid": _sigmoid,
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "selu": lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0))),
+    "gelu": _gelu,
+    "swish": lambda x: x * _sigmoid(x),
+    "linear": lambda x: x,
+}
+assert set(_ACTIVATION_FUNCTIONS) == set(ACTIVATIONS)
+
+
+@dataclass(frozen=True)
+class Layer:
+    kernel: np.ndarray  # (inputs, units), float32
+    bias: np.ndarray  # (units,), float32
+    activation: str
+
+
+def forward(layers: Sequence[Layer], x: scipy.sparse.csr_matrix) -> np.ndarray:
+    """The model's output for each row of x: P(positive) as float32.
+
+    A row's result does not depend on the other rows, to the last bit, so a review
+    scores the same alone, in a chunk of imdb-predict or among the 25,000 of the
+    evaluate stage: scipy's sparse product sums each row in index order, and the
+    dense layers add one input at a time (BLAS would pick its summation order by
+    the matrix's size)."""
+    first, *rest = layers
+    h = _activate(first, np.asarray(x.astype(DTYPE, copy=False) @ first.kernel, dtype=DTYPE))
+    for layer in rest:
+        product = np.zeros((h.shape[0], layer.kernel.shape[1]), dtype=DTYPE)
+        for row, weights in enumerate(layer.kernel):
+            product += h[:, row, np.newaxis] * weights
+        h = _activate(layer, product)
+    return h[:, 0]
+
+
+def _activate(layer: Layer, product: np.ndarray) -> np.ndarray:
+    return _ACTIVATION_FUNCTIONS[layer.activation](product + layer.bias).astype(DTYPE, copy=False)
+
+
+def keras_loss(loss: str, y: np.ndarray, probabilities: np.ndarray) -> float:
+    """The mean loss as Keras computes it: binary cross-entropy on probabilities clipped
+    to [1e-7, 1 - 1e-7] (Keras's epsilon), or the mean squared error."""
+    y = np.asarray(y, dtype=DTYPE)
+    p = np.asarray(probabilities, dtype=DTYPE)
+    if loss == "mse":
+        per_review = np.square(y - p)
+    else:
+        p = np.clip(p, np.float32(1e-7), np.float32(1 - 1e-7))
+        per_review = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return float(np.mean(per_review, dtype=np.float64))
+
+
+# ---------------------------------------------------------------- the bundle
+
+
+@dataclass(frozen=True)
+class Bundle:
+    vocab: VocabParams
+    vectorize: VectorizeParams
+    model: ModelParams
+    train: TrainParams  # epochs as trained (an integer, never `best`)
+    vocabulary: list[str]  # the terms by rank, rank 1 first
+    layers: list[Layer]
+    idf: np.ndarray | None = None  # only for tfidf weighting
+    metrics: dict | None = None  # the evaluate stage's test metrics
+
+    @property
+    def num_words(self) -> int:
+        return self.vocab.num_words
+
+    def with_metrics(self, metrics: dict) -> "Bundle":
+        return replace(self, metrics=metrics)
+
+    def metadata(self) -> dict:
+        sections = {name: _section_dict(getattr(self, name)) for name in ("vocab", "vectorize", "model", "train")}
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "params": sections,
+            "activations": [layer.activation for layer in self.layers],
+            "metrics": self.metrics,
+        }
+
+
+def _section_dict(section) -> dict:
+    values = dict(vars(section))
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
+
+
+def vocabulary_by_rank(word_index: dict[str, int], num_words: int) -> list[str]:
+    """The terms a num_words vocabulary can encode (rank + 3 < num_words), rank 1 first."""
+    by_rank = sorted((rank, word) for word, rank in word_index.items() if rank + text.INDEX_FROM < num_words)
+    return [word for _, word in by_rank]
+
+
+def write_bundle(stream: IO[bytes], bundle: Bundle) -> None:
+    """The bundle as a zip whose bytes depend only on its content (fixed timestamps)."""
+    members = {
+        METADATA: json.dumps(bundle.metadata(), sort_keys=True, ensure_ascii=False).encode(),
+        VOCABULARY: "\n".join(bundle.vocabulary).encode(),
+    }
+    if bundle.idf is not None:
+        members[IDF] = _npy(bundle.idf)
+    for number, layer in enumerate(bundle.layers):
+        members[f"kernel_{number}.npy"] = _npy(layer.kernel)
+        members[f"bias_{number}.npy"] = _npy(layer.bias)
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name), data, compress_type=zipfile.ZIP_DEFLATED)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array, dtype=DTYPE), allow_pickle=False)
+    return buffer.getvalue()
+
+
+class BundleError(UserError):
+    pass
+
+
+def read_bundle(path: Path) -> Bundle:
+    """A bundle, checked member by member; any problem is a BundleError naming the file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _Reader(path, archive).bundle()
+    except FileNotFoundError:
+        raise BundleError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise BundleError(f"{path} is a directory, not a model bundle") from None
+    except OSError as error:
+        raise BundleError(f"cannot read {path}: {error.strerror or error}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as error:
+        # a truncated or corrupted zip (a bad CRC, a cut member) or a file that is none
+        raise BundleError(f"{path} is not a valid model bundle ({_one_line(error)})") from None
+
+
+def _one_line(error: Exception, limit: int = 200) -> str:
+    message = " ".join(str(error).split()) or type(error).__name__
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+@dataclass
+class _Reader:
+    path: Path
+    archive: zipfile.ZipFile
+    members: dict[str, zipfile.ZipInfo] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.members = {info.filename: info for info in self.archive.infolist()}
+
+    def fail(self, problem: str) -> BundleError:
+        return BundleError(f"{self.path} is not a valid model bundle: {problem}")
+
+    def bundle(self) -> Bundle:
+        metadata = self.metadata()
+        params = metadata["params"]
+        vocab = self.section(params, "vocab", VocabParams)
+        vectorize = self.section(params, "vectorize", VectorizeParams)
+        model = self.section(params, "model", ModelParams)
+        train = self.section(params, "train", TrainParams)
+        activations = metadata.get("activations")
+        if not (isinstance(activations, list) and activations and all(a in ACTIVATIONS for a in activations)):
+            raise self.fail(f"activations must be a list of {', '.join(ACTIVATIONS)}")
+        expected = {METADATA, VOCABULARY} | {f"{kind}_{n}.npy" for n in range(len(activations)) for kind in ("kernel", "bias")}
+        if vectorize.weighting == "tfidf":
+            expected.add(IDF)
+        if set(self.members) != expected:
+            missing, extra = sorted(expected - set(self.members)), sorted(set(self.members) - expected)
+            raise self.fail(f"missing {', '.join(missing)}" if missing else f"unexpected member {extra[0]}")
+        layers = self.layers(activations, vocab.num_words)
+        return Bundle(
+            vocab, vectorize, model, train,
+            vocabulary=self.vocabulary(vocab.num_words),
+            layers=layers,
+            idf=self.array(IDF, (vocab.num_words,)) if IDF in expected else None,
+            metrics=metadata.get("metrics"),
+        )
+
+    def read(self, name: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
+        info = self.members.get(name)
+        if info is None:
+            raise self.fail(f"missing {name}")
+        if info.file_size > limit:
+            raise self.fail(f"{name} claims {info.file_size:,} bytes, more than the {limit:,} allowed")
+        return self.archive.read(info)
+
+    def metadata(self) -> dict:
+        try:
+            metadata = json.loads(self.read(METADATA, MAX_METADATA_BYTES))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise self.fail(f"{METADATA} is not JSON ({_one_line(error)})") from None
+        if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+            raise self.fail(f"{METADATA} does not describe an {FORMAT}")
+        version = metadata.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(
+                f"{self.path} is a bundle of format version {version}, and this code reads version "
+                f"{FORMAT_VERSION}: rebuild it with this code (`dvc repro`), or score it with the code that wrote it"
+            )
+        if not isinstance(metadata.get("params"), dict):
+            raise self.fail(f"{METADATA} has no params")
+        return metadata
+
+    def section(self, params: dict, name: str, cls: type):
+        try:
+            return parse_section(name, cls, params.get(name))
+        except ParamsError as error:
+            raise self.fail(str(error).removeprefix("params.yaml: ")) from None
+
+    def vocabulary(self, num_words: int) -> list[str]:
+        try:
+            terms = self.read(VOCABULARY).decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            raise self.fail(f"{VOCABULARY} is not UTF-8") from None
+        if terms == [""]:
+            terms = []
+        encodable = num_words - text.INDEX_FROM - 1
+        if len(terms) > encodable:
+            raise self.fail(f"{VOCABULARY} has {len(terms):,} terms; num_words = {num_words} encodes at most {encodable:,}")
+        if len(set(terms)) != len(terms) or "" in terms:
+            raise self.fail(f"{VOCABULARY} has an empty or repeated term")
+        return terms
+
+    def layers(self, activations: list[str], num_words: int) -> list[Layer]:
+        layers, inputs = [], num_words
+        for number, activation in enumerate(activations):
+            kernel = self.array(f"kernel_{number}.npy", (inputs, None))
+            units = kernel.shape[1]
+            if number == len(activations) - 1 and units != 1:
+                raise self.fail(f"the last layer has {units} units; a classifier's has 1")
+            layers.append(Layer(kernel, self.array(f"bias_{number}.npy", (units,)), activation))
+            inputs = units
+        return layers
+
+    def array(self, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
+        """A float32 array of the given shape (None: any size); checked before it is read."""
+        info = self.members[name]
+        with self.archive.open(info) as stream:
+            version = np.lib.format.read_magic(stream)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read_header:
+                raise self.fail(f"{name}: unsupported .npy version {version}")
+            found, fortran_order, dtype = read_header[version](stream)
+            header_bytes = stream.tell()
+            if dtype != DTYPE or fortran_order:
+                raise self.fail(f"{name} holds {dtype}, expected float32")
+            if len(found) != len(shape) or any(want is not None and want != got for want, got in zip(shape, found)):
+                wanted = "(" + ", ".join("any" if n is None else str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+                raise self.fail(f"{name} has shape {tuple(found)}, expected {wanted}")
+            nbytes = DTYPE.itemsize * math.prod(found)
+            if header_bytes + nbytes != info.file_size or info.file_size > MAX_MEMBER_BYTES:
+                raise self.fail(f"{name} claims {nbytes:,} bytes of data in a member of {info.file_size:,}")
+            array = np.frombuffer(stream.read(nbytes), dtype=DTYPE).reshape(found)
+        if not np.isfinite(array).all():
+            raise self.fail(f"{name} has non-finite values")
+        return array
+
+
+# ---------------------------------------------------------------- scoring
+
+
+class Scorer:
+    """Raw review text → P(positive), through exactly the pipeline's code: the vocab
+    stage's tokenizer and encoding, the vectorize stage's term counts and weighting,
+    and `forward`."""
+
+    def __init__(self, bundle: Bundle):
+        self.bundle = bundle
+        word_index = {term: rank for rank, term in enumerate(bundle.vocabulary, start=1)}
+        self.index_of = text.word_to_index(word_index, bundle.num_words, bundle.vocab.skip_top)
+        self.word_of = {index: word for word, index in self.index_of.items()}
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Scorer":
+        return cls(read_bundle(Path(path)))
+
+    def score(self, texts: Sequence[str]) -> np.ndarray:
+        """P(positive) for each review, float32."""
+        return self.probabilities(self.features([self.encode(review) for review in texts]))
+
+    def encode(self, review: str) -> np.ndarray:
+        """The review as the vocab stage encodes it (Keras conventions: 1 start, 2 out of vocabulary)."""
+        # an array at once: a chunk of reviews as lists of Python ints would take 5x the memory
+        return np.array(text.encode(review, self.index_of, self.bundle.vocab.ngram_range), dtype=np.int32)
+
+    def features(self, sequences: Sequence[np.ndarray]) -> scipy.sparse.csr_matrix:
+        """The rows the vectorize stage would build for these encoded reviews."""
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        flat = np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int32)
+        counts = features.term_counts(offsets, flat, self.bundle.num_words)
+        return features.weigh(counts, self.bundle.vectorize.weighting, self.bundle.idf)
+
+    def probabilities(self, x: scipy.sparse.csr_matrix) -> np.ndarray:
+        return forward(self.bundle.layers, x)
+
+    def occlusion(
+        self, sequences: Sequence[np.ndarray], probabilities: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """For each review, its word indices and, for each, the review's probability minus the
+        probability without that word: what the word adds to the score (> 0: towards positive)."""
+        effects: list[tuple[np.ndarray, np.ndarray]] = [None] * len(sequences)  # type: ignore[list-item]
+        pending: list[tuple[int, np.ndarray, list[np.ndarray]]] = []  # (review, its words, occluded reviews)
+
+        def flush() -> None:
+            rows = [row for _, _, occluded in pending for row in occluded]
+            without = self.probabilities(self.features(rows)) if rows else np.zeros(0, dtype=DTYPE)
+            start = 0
+            for review, words, _ in pending:
+                effects[review] = (words, probabilities[review] - without[start : start + len(words)])
+                start += len(words)
+            pending.clear()
+
+        entries = 0
+        for review, sequence in enumerate(sequences):
+            columns = np.unique(sequence)
+            words = columns[columns >= text.INDEX_FROM]  # not the start marker, not out-of-vocabulary
+            pending.append((review, words, [sequence[sequence != word] for word in words]))
+            entries += len(words) * len(sequence)
+            if entries >= EXPLAIN_NONZEROS:
+                flush()
+                entries = 0
+        flush()
+        return effects
+
+    def explain(self, review: str, top: int = 5) -> dict[str, list[tuple[str, float]]]:
+        """The `top` words pushing the review's score most towards each label."""
+        sequence = self.encode(review)
+        probability = self.probabilities(self.features([sequence]))
+        words, effects = self.occlusion([sequence], probability)[0]
+        return strongest(words, effects, self.word_of, top)
+
+
+def strongest(
+    words: np.ndarray, effects: np.ndarray, word_of: dict[int, str], top: int
+) -> dict[str, list[tuple[str, float]]]:
+    """The `top` words pushing most towards each label, strongest first (ties: alphabetical)."""
+    ranked = sorted(
+        ((word_of[int(i)], float(e)) for i, e in zip(words, effects)), key=lambda item: (-abs(item[1]), item[0])
+    )
+    return {
+        "positive": [(w, e) for w, e in ranked if e > 0][:top],
+        "negative": [(w, e) for w, e in ranked if e < 0][:top],
+    }
+
+
+def label(probability: float) -> str:
+    return labels.NAMES[int(labels.predicted(probability))]

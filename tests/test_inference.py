@@ -1,0 +1,229 @@
+"""The scorer without TensorFlow: the same numbers as Keras, and bundles read safely."""
+import dataclasses
+import io
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline import inference, model
+from pipeline.features import vectorize_sequences
+from pipeline.inference import Bundle, BundleError, Layer, Scorer, forward, read_bundle, write_bundle
+from pipeline.params import ACTIVATIONS, ModelParams, TrainParams, VectorizeParams, VocabParams
+
+CHAPTER = ModelParams(
+    hidden_layers=2, units=16, activation="relu", optimizer="rmsprop", learning_rate=0.001,
+    loss="binary_crossentropy", batch_size=8, seed=3, dropout=0.0, l2=0.0, nb_scaling=False,
+)
+NUM_WORDS = 30
+VOCABULARY = [f"word{rank}" for rank in range(1, NUM_WORDS - 3)]  # ranks 1-26: indices 4-29
+
+
+def toy_data(rows=200, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, rows)
+    sequences = [[1] + list(rng.integers(4, 20, rng.integers(0, 15))) + ([20, 21] if y else [22, 23]) for y in labels]
+    return vectorize_sequences(sequences, dimension=NUM_WORDS), labels.astype("float32")
+
+
+def layers_of(network) -> list[Layer]:
+    return [Layer(*layer) for layer in model.dense_layers(network)]
+
+
+SHAPES = (
+    [dataclasses.replace(CHAPTER, hidden_layers=n) for n in range(4)]
+    + [dataclasses.replace(CHAPTER, activation=a, units=8) for a in ACTIVATIONS]
+    + [dataclasses.replace(CHAPTER, dropout=0.5, l2=0.01, nb_scaling=True, hidden_layers=3, activation="gelu")]
+)
+
+
+@pytest.mark.parametrize("params", SHAPES, ids=lambda p: f"{p.hidden_layers}x{p.activation}-nb{int(p.nb_scaling)}")
+def test_the_scorer_gives_what_keras_predict_gives(params):
+    x, y = toy_data()
+    # Large learning rate and two epochs: weights far from their initial values.
+    network, _ = model.train_model(dataclasses.replace(params, learning_rate=0.05), (x, y), epochs=2)
+    expected = network.predict(x, batch_size=64, verbose=0).ravel()
+    np.testing.assert_allclose(forward(layers_of(network), x), expected, rtol=0, atol=1e-6)
+
+
+def test_a_review_scores_the_same_alone_or_among_others():
+    x, _ = toy_data(rows=3000, seed=5)
+    layers = bundle().layers
+    deep = [Layer(np.random.default_rng(6).standard_normal((NUM_WORDS, 64)).astype("float32"), np.zeros(64, "float32"), "tanh"),
+            Layer(np.random.default_rng(7).standard_normal((64, 64)).astype("float32"), np.zeros(64, "float32"), "gelu"),
+            Layer(np.random.default_rng(8).standard_normal((64, 1)).astype("float32"), np.zeros(1, "float32"), "sigmoid")]
+    for stack in (layers, deep):
+        together = forward(stack, x)
+        alone = np.concatenate([forward(stack, x[start : start + size]) for start, size in ((0, 1), (1, 7), (8, 2992))])
+        np.testing.assert_array_equal(alone, together)
+
+
+@pytest.mark.parametrize("loss", ["binary_crossentropy", "mse"])
+def test_the_loss_is_keras_own(loss):
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 1000).astype("float32")
+    probabilities = rng.random(1000).astype("float32")
+    probabilities[:3] = [0.0, 1.0, 1e-9]  # clipped as Keras clips them
+    keras_loss = keras.losses.get(loss)
+    expected = float(np.mean(keras_loss(y[:, None], probabilities[:, None])))
+    assert inference.keras_loss(loss, y, probabilities) == pytest.approx(expected, abs=1e-6)
+
+
+def bundle(weighting="binary", **changes) -> Bundle:
+    rng = np.random.default_rng(4)
+    layers = [
+        Layer(rng.standard_normal((NUM_WORDS, 4)).astype("float32"), rng.standard_normal(4).astype("float32"), "relu"),
+        Layer(rng.standard_normal((4, 1)).astype("float32"), np.zeros(1, "float32"), "sigmoid"),
+    ]
+    return dataclasses.replace(
+        Bundle(
+            VocabParams(num_words=NUM_WORDS, skip_top=0, ngram_range=(1, 1)),
+            VectorizeParams(weighting=weighting),
+            CHAPTER,
+            TrainParams(epochs=4),
+            vocabulary=VOCABULARY,
+            layers=layers,
+            idf=np.linspace(1, 2, NUM_WORDS, dtype="float32") if weighting == "tfidf" else None,
+            metrics={"accuracy": 0.9},
+        ),
+        **changes,
+    )
+
+
+def written(value: Bundle) -> bytes:
+    stream = io.BytesIO()
+    write_bundle(stream, value)
+    return stream.getvalue()
+
+
+def test_a_bundle_reads_back_as_written_and_its_bytes_depend_only_on_its_content(tmp_path):
+    for weighting in ("binary", "tfidf"):
+        original = bundle(weighting)
+        path = tmp_path / f"{weighting}.npz"
+        path.write_bytes(written(original))
+        loaded = read_bundle(path)
+        assert (loaded.vocab, loaded.vectorize, loaded.model, loaded.train) == (
+            original.vocab, original.vectorize, original.model, original.train,
+        )
+        assert loaded.vocabulary == VOCABULARY and loaded.metrics == {"accuracy": 0.9}
+        for got, want in zip(loaded.layers, original.layers):
+            np.testing.assert_array_equal(got.kernel, want.kernel)
+            np.testing.assert_array_equal(got.bias, want.bias)
+            assert got.activation == want.activation
+        assert (loaded.idf is None) == (weighting != "tfidf")
+        assert written(loaded) == written(original)
+
+
+def test_the_scorer_encodes_text_as_the_pipeline_does(tmp_path):
+    path = tmp_path / "b.npz"
+    path.write_bytes(written(bundle()))
+    scorer = Scorer.load(path)
+    # word1 has rank 1, so index 4; words beyond the vocabulary are out-of-vocabulary (2)
+    assert scorer.encode("Word1 word3 unknown").tolist() == [1, 4, 6, 2]
+    x = vectorize_sequences([[1, 4, 6, 2]], dimension=NUM_WORDS)
+    np.testing.assert_array_equal(scorer.score(["Word1 word3 unknown"]), forward(bundle().layers, x))
+    explained = scorer.explain("word1 word3", top=1)
+    assert sum(len(words) for words in explained.values()) <= 2
+
+
+# ---------------------------------------------------------------- damaged and hostile bundles
+
+
+def members(value: Bundle) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(written(value))) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return stream.getvalue()
+
+
+def npy(array) -> bytes:
+    stream = io.BytesIO()
+    np.save(stream, array, allow_pickle=True)
+    return stream.getvalue()
+
+
+def with_metadata(**changes) -> bytes:
+    files = members(bundle())
+    metadata = json.loads(files["metadata.json"])
+    for key, value in changes.items():
+        section, _, name = key.partition(".")
+        if name:
+            metadata[section][name] = value
+        else:
+            metadata[key] = value
+    files["metadata.json"] = json.dumps(metadata).encode()
+    return zipped(files)
+
+
+def with_member(name: str, data: bytes) -> bytes:
+    return zipped({**members(bundle()), name: data})
+
+
+GOOD = written(bundle())
+_flipped = bytearray(GOOD)
+_flipped[len(GOOD) // 2] ^= 0xFF
+HUGE = 10**12
+
+HOSTILE = {
+    "truncated": (GOOD[: len(GOOD) // 2], "is not a valid model bundle ("),
+    "a corrupted byte": (bytes(_flipped), "is not a valid model bundle"),
+    "not a zip": (b"\x89HDF\r\n\x1a\n" + bytes(100), "is not a valid model bundle (File is not a zip file)"),
+    "another format version": (with_metadata(format_version=2), "is a bundle of format version 2, and this code reads version 1"),
+    "metadata that is not JSON": (with_member("metadata.json", b"{oops"), "metadata.json is not JSON"),
+    "a bad param": (with_metadata(params={**json.loads(members(bundle())["metadata.json"])["params"],
+                                          "vectorize": {"weighting": "magic"}}),
+                    "vectorize.weighting = 'magic' is not allowed"),
+    "an unknown activation": (with_metadata(activations=["relu", "exec"]), "activations must be a list of"),
+    "a pickled array": (with_member("bias_0.npy", npy(np.array([print], dtype=object))), "bias_0.npy holds object, expected float32"),
+    "a kernel of the wrong shape": (with_member("kernel_0.npy", npy(np.zeros((NUM_WORDS, 5), "float32"))),
+                                    "bias_0.npy has shape (4,), expected (5,)"),
+    "non-finite weights": (with_member("bias_0.npy", npy(np.array([0, np.nan, 0, 0], "float32"))), "bias_0.npy has non-finite values"),
+    "a vocabulary too large for the weights": (
+        with_member("vocabulary.txt", "\n".join(f"w{i}" for i in range(NUM_WORDS)).encode()),
+        f"vocabulary.txt has {NUM_WORDS} terms; num_words = {NUM_WORDS} encodes at most 26",
+    ),
+    "weights for another vocabulary": (with_metadata(**{"params": {**json.loads(members(bundle())["metadata.json"])["params"],
+                                                                   "vocab": {"num_words": 20, "skip_top": 0, "ngram_range": [1, 1]}}}),
+                                       "kernel_0.npy has shape (30, 4), expected (20, any)"),
+    "a repeated term": (with_member("vocabulary.txt", b"a\nb\na"), "vocabulary.txt has an empty or repeated term"),
+    "a missing layer": (zipped({k: v for k, v in members(bundle()).items() if k != "kernel_1.npy"}), "missing kernel_1.npy"),
+    "an extra member": (with_member("setup.py", b"import os"), "unexpected member setup.py"),
+    "metadata claiming gigabytes": (with_metadata(padding="x" * 2_000_000), "metadata.json claims 2,"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_damaged_or_hostile_bundle_is_one_error_naming_the_file(tmp_path, case):
+    data, message = HOSTILE[case]
+    path = tmp_path / "bundle.npz"
+    path.write_bytes(data)
+    with pytest.raises(BundleError) as error:
+        read_bundle(path)
+    text = str(error.value)
+    assert str(path) in text and message in text and "\n" not in text
+
+
+def test_a_size_that_claims_gigabytes_is_refused_before_it_is_read(tmp_path):
+    # The last layer's kernel declares a shape of 10^12 rows while the metadata says 30 inputs:
+    # refused from the header alone; and a kernel whose header matches a huge num_words is
+    # refused from the member's declared size.
+    files = members(bundle())
+    metadata = json.loads(files["metadata.json"])
+    metadata["params"]["vocab"]["num_words"] = HUGE
+    files["metadata.json"] = json.dumps(metadata).encode()
+    files["vocabulary.txt"] = b"w"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (HUGE, 4)})
+    files["kernel_0.npy"] = header.getvalue()  # no data at all: a liar
+    path = tmp_path / "liar.npz"
+    path.write_bytes(zipped(files))
+    with pytest.raises(BundleError, match=r"kernel_0\.npy claims 16,000,000,000,000 bytes of data in a member of \d+"):
+        read_bundle(path)
