@@ -13,7 +13,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,11 +202,14 @@ def test_a_new_experiment_in_an_empty_clone_fetches_only_what_the_model_stages_r
     assert ran(c.dvc("exp", "run", "-S", "model.units=32", "--pull", "--allow-missing")) == MODEL_STAGES
     fetched_or_written = data_files(c)
     assert fetched_or_written == {
+        # fetched: the features, and what the bundle carries besides the weights
         "data/features/train.npz", "data/features/train-labels.npy",
         "data/features/test.npz", "data/features/test-labels.npy",
-        "data/validation/history.csv", "data/model/model.keras",
+        "data/vocab/word_index.json", "data/features/idf.npy",
+        # written by the stages that ran
+        "data/validation/history.csv", "data/model/model.keras", "data/model/bundle.npz",
         "data/evaluation/metrics.json", "data/evaluation/roc.csv", "data/evaluation/confusion.csv",
-        "data/predictions/test.parquet",
+        "data/predictions/test.parquet", "data/bundle/imdb-sentiment.npz",
     }
     assert "up to date" not in c.dvc("status").stdout  # the skipped stages' outputs are missing, and said so
 
