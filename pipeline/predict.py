@@ -20,8 +20,11 @@ Exit status: 0 when every review was scored; 1 when some input lines were skippe
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import itertools
 import json
+import multiprocessing
 import os
 import re
 import sys
@@ -313,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: type a review and press Enter (Ctrl-D to end)", file=sys.stderr, flush=True)
         skipped: list[Skipped] = []
         scored = 0
-        for chunk in chunks(source.items, 1 if source.interactive else CHUNK, source.name, skipped):
-            print("\n".join(score_chunk(scorer, chunk, args, source)), flush=True)
+        reviews = chunks(source.items, 1 if source.interactive else CHUNK, source.name, skipped)
+        for chunk, lines in scored_chunks(scorer, reviews, args, source):
+            print("\n".join(lines), flush=True)
             scored += len(chunk)
 
     if scored == 0:
@@ -324,6 +328,41 @@ def main(argv: list[str] | None = None) -> int:
             f"no review to score in {source.name} (give review text as arguments, --file PATH, or on stdin)"
         )
     return 1 if skipped else 0
+
+
+def scored_chunks(
+    scorer: Scorer, reviews: Iterator[list[Review]], args: argparse.Namespace, source: Source
+) -> Iterator[tuple[list[Review], list[str]]]:
+    """Each chunk with its output lines, in order. An input of more than one chunk is
+    scored on every core (tokenizing in Python is most of the work), with at most two
+    chunks per core in flight, so memory stays flat however long the input is."""
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    one_process = source.interactive or workers < 2 or "fork" not in multiprocessing.get_all_start_methods()
+    # a second chunk is waited for only when it may be worth a pool (never at a terminal)
+    started = [] if one_process else [chunk for chunk in (next(reviews, None), next(reviews, None)) if chunk]
+    if one_process or len(started) < 2:
+        for chunk in itertools.chain(started, reviews):
+            yield chunk, score_chunk(scorer, chunk, args, source)
+        return
+    global _FORKED  # what each worker inherits by fork: nothing of it is pickled
+    _FORKED = (scorer, args, source)
+    pending: collections.deque = collections.deque()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for chunk in itertools.chain(started, reviews):
+            pending.append((chunk, pool.apply_async(_score_forked, (chunk,))))
+            if len(pending) >= 2 * workers:
+                done, result = pending.popleft()
+                yield done, result.get()
+        while pending:
+            done, result = pending.popleft()
+            yield done, result.get()
+
+
+_FORKED: tuple | None = None
+
+
+def _score_forked(chunk: list[Review]) -> list[str]:
+    return score_chunk(*_FORKED[:1], chunk, *_FORKED[1:])
 
 
 def score_chunk(scorer: Scorer, chunk: list[Review], args: argparse.Namespace, source: Source) -> list[str]:
