@@ -362,7 +362,8 @@ _FORKED: tuple | None = None
 
 
 def _score_forked(chunk: list[Review]) -> list[str]:
-    return score_chunk(*_FORKED[:1], chunk, *_FORKED[1:])
+    scorer, args, source = _FORKED
+    return score_chunk(scorer, chunk, args, source)
 
 
 def score_chunk(scorer: Scorer, chunk: list[Review], args: argparse.Namespace, source: Source) -> list[str]:
