@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pyarrow.parquet as pq
 import pytest

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -301,7 +302,7 @@ def test_a_key_the_server_refuses_fails_with_one_clear_message_and_fetches_nothi
 def test_an_unreachable_remote_fails_with_one_clear_message_and_changes_nothing(team, tmp_path):
     b = team.clone("B-unreachable")
     if team.remote.kind == "ssh":
-        with contextlib.closing(__import__("socket").socket()) as probe:
+        with contextlib.closing(socket.socket()) as probe:
             probe.bind(("127.0.0.1", 0))
             closed_port = probe.getsockname()[1]  # nothing listens there once the probe closes
         b.dvc("remote", "modify", "--local", "team", "url", f"ssh://127.0.0.1:{closed_port}/store")
