@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline import files, inference, paths
+from pipeline import features, files, inference, paths
 from pipeline.cli import run
 from pipeline.history import DECIMALS, best_epoch, read_history
 from pipeline.labels import predicted
@@ -92,8 +92,8 @@ def test_metrics(loss: str, y_true: np.ndarray, probabilities: np.ndarray) -> di
 
 def main() -> None:
     bundle = inference.read_bundle(paths.TRAINED_BUNDLE)
-    x_test, y_test = files.read_features("test")
-    history = read_history(paths.RUN_HISTORY)
+    x_test, y_test = features.read_features("test")
+    history = read_history(paths.VALIDATION_LIVE)
     probabilities = inference.forward(bundle.layers, x_test)
     report = {"test": test_metrics(bundle.model.loss, y_test, probabilities), "validation": validation_summary(history)}
     files.write_json(paths.RUN_METRICS, report)

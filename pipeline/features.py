@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse
 
+from pipeline import files, paths
 from pipeline.cli import UserError
 
 
@@ -83,3 +84,16 @@ def log_count_ratio(x: scipy.sparse.csr_matrix, y: np.ndarray, alpha: float = 1.
     positive = alpha + np.asarray(x[y == 1].sum(axis=0)).ravel()
     negative = alpha + np.asarray(x[y == 0].sum(axis=0)).ravel()
     return np.log((positive / positive.sum()) / (negative / negative.sum())).astype(np.float32)
+
+
+def read_features(split: str, rows: np.ndarray | None = None) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
+    """The multi-hot matrix of a split and its labels as float32 (the chapter's y_train);
+    only the given rows, in that order, when rows is given."""
+    x = files.read_npz(paths.features_npz(split))
+    y = files.read_npy(paths.labels(split)).astype("float32")
+    return (x, y) if rows is None else (x[rows], y[rows])
+
+
+def count_reviews(split: str) -> int:
+    """How many reviews a split has, without reading them."""
+    return files.count_rows(paths.labels(split))

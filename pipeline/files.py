@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse
 
-from pipeline import paths
 from pipeline.cli import UserError
 
 
@@ -91,9 +90,9 @@ def write_csv(path: Path, header: Sequence[str], rows) -> None:
     write_text(path, buffer.getvalue())
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
+def read_csv(path: Path, delimiter: str = ",") -> list[dict[str, str]]:
     with open(_existing(path), encoding="utf-8", newline="") as stream:
-        return list(csv.DictReader(stream))
+        return list(csv.DictReader(stream, delimiter=delimiter))
 
 
 def copy(source: Path, target: Path) -> None:
@@ -124,17 +123,13 @@ def read_npy(path: Path) -> np.ndarray:
     return np.load(_existing(path), allow_pickle=False)
 
 
-def read_features(split: str, rows: np.ndarray | None = None) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
-    """The multi-hot matrix of a split and its labels as float32 (the chapter's y_train);
-    only the given rows, in that order, when rows is given."""
-    x = scipy.sparse.load_npz(_existing(paths.features_npz(split))).tocsr()
-    y = read_npy(paths.labels(split)).astype("float32")
-    return (x, y) if rows is None else (x[rows], y[rows])
+def read_npz(path: Path) -> scipy.sparse.csr_matrix:
+    return scipy.sparse.load_npz(_existing(path)).tocsr()
 
 
-def count_reviews(split: str) -> int:
-    """How many reviews a split has, without reading them."""
-    return np.load(_existing(paths.labels(split)), mmap_mode="r", allow_pickle=False).shape[0]
+def count_rows(path: Path) -> int:
+    """The length of a saved array, without reading it."""
+    return np.load(_existing(path), mmap_mode="r", allow_pickle=False).shape[0]
 
 
 def _existing(path: Path) -> Path:

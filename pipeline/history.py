@@ -1,5 +1,10 @@
-"""The per-epoch history table (metrics/history.csv), written by validate and read
-by train, evaluate and plot. No TensorFlow here."""
+"""The per-epoch history of a fit, as Keras's history.history names it.
+
+DVCLive's Keras callback records it while validate and train fit (a folder per
+run: plots/metrics/<train|eval>/<metric>.tsv, one row per step); this module reads
+it back for train (`best`), evaluate and plot, and writes the chapter's table,
+metrics/history.csv. No TensorFlow here.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,20 +13,30 @@ from pipeline import files
 
 COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 DECIMALS = 6
+# history.history's key -> DVCLive's file for it (the callback's names for Keras's logs)
+LIVE_FILES = {
+    "loss": "train/loss.tsv",
+    "accuracy": "train/accuracy.tsv",
+    "val_loss": "eval/loss.tsv",
+    "val_accuracy": "eval/accuracy.tsv",
+}
+
+
+def read_history(live_dir: Path) -> dict[str, list[float]]:
+    """{key: one value per epoch, rounded to DECIMALS} from the DVCLive files of a
+    fit with validation data."""
+    return {key: _live_series(live_dir / "plots" / "metrics" / name) for key, name in LIVE_FILES.items()}
+
+
+def _live_series(path: Path) -> list[float]:
+    rows = files.read_csv(path, delimiter="\t")
+    return [round(float(row[path.stem]), DECIMALS) for row in rows]
 
 
 def write_history(path: Path, history: dict[str, list[float]]) -> None:
     epochs = len(history["loss"])
-    rows = [
-        [epoch + 1] + [round(float(history[key][epoch]), DECIMALS) for key in COLUMNS[1:]]
-        for epoch in range(epochs)
-    ]
+    rows = [[epoch + 1] + [history[key][epoch] for key in COLUMNS[1:]] for epoch in range(epochs)]
     files.write_csv(path, COLUMNS, rows)
-
-
-def read_history(path: Path) -> dict[str, list[float]]:
-    rows = files.read_csv(path)
-    return {key: [float(row[key]) for row in rows] for key in COLUMNS}
 
 
 def best_epoch(history: dict[str, list[float]]) -> int:

@@ -33,7 +33,9 @@ TEST_PREDICTIONS = PREDICTIONS_DIR / "test.parquet"
 # validate and evaluate write DVC-cached files, so DVC's run-cache can restore those
 # stages (it skips any stage with an uncached output); plot publishes git-tracked
 # copies in metrics/, so results diff in a plain clone.
-RUN_HISTORY = VALIDATION_DIR / "history.csv"
+# DVCLive's record of each epoch, as the fits run (pipeline/history.py reads it).
+VALIDATION_LIVE = VALIDATION_DIR / "live"
+TRAINING_LIVE = MODEL_DIR / "live"
 RUN_METRICS = EVALUATION_DIR / "metrics.json"
 RUN_ROC = EVALUATION_DIR / "roc.csv"
 RUN_CONFUSION = EVALUATION_DIR / "confusion.csv"
@@ -42,7 +44,7 @@ HISTORY = METRICS_DIR / "history.csv"
 METRICS = METRICS_DIR / "metrics.json"
 ROC = METRICS_DIR / "roc.csv"
 CONFUSION = METRICS_DIR / "confusion.csv"
-PUBLISHED = {RUN_HISTORY: HISTORY, RUN_METRICS: METRICS, RUN_ROC: ROC, RUN_CONFUSION: CONFUSION}
+PUBLISHED = {RUN_METRICS: METRICS, RUN_ROC: ROC, RUN_CONFUSION: CONFUSION}  # copied as they are
 LOSS_FIGURE = METRICS_DIR / "loss.png"
 ACCURACY_FIGURE = METRICS_DIR / "accuracy.png"
 

@@ -6,9 +6,10 @@ validation as a blue line ('b'). PNG, because its bytes do not change between
 identical runs.
 
 validate and evaluate write DVC-cached files, so that DVC's run-cache can restore
-them instead of training again; this stage, cheap and without TensorFlow, copies
-them into metrics/, git-tracked, where `dvc metrics diff` and `dvc plots diff`
-read them in any clone.
+them instead of training again; this stage, cheap and without TensorFlow, publishes
+them in metrics/, git-tracked, where `dvc metrics diff` and `dvc plots diff` read
+them in any clone: the evaluation's files as they are, and the validation run's
+DVCLive record as the chapter's history table.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline import files, paths  # noqa: E402
 from pipeline.cli import run  # noqa: E402
-from pipeline.history import read_history  # noqa: E402
+from pipeline.history import read_history, write_history  # noqa: E402
 
 FIGURES = (
     # (path, history key, label, title, y label)
@@ -54,7 +55,9 @@ def main() -> None:
     for source, target in paths.PUBLISHED.items():
         files.copy(source, target)
         print(f"{target}: from {source}")
-    history = read_history(paths.RUN_HISTORY)
+    history = read_history(paths.VALIDATION_LIVE)
+    write_history(paths.HISTORY, history)
+    print(f"{paths.HISTORY}: the validation run's history, from {paths.VALIDATION_LIVE}")
     for path, key, label, title, ylabel in FIGURES:
         save_png(training_curve(history, key, label, title, ylabel), path)
         print(f"{path}: {title}")

@@ -2,16 +2,18 @@
 
 After a seeded shuffle the first val_size training reviews are x_val, the rest
 partial_x_train; a fresh model is fitted on partial_x_train for `epochs` and
-scored on x_val after every epoch. Output: data/validation/history.csv (the plot
-stage publishes it as metrics/history.csv).
+scored on x_val after every epoch. DVCLive logs each epoch's loss and accuracy as it
+ends, in data/validation/live/: the run's history, which train reads for `best` and
+the plot stage publishes as metrics/history.csv.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
-from pipeline import files, paths
+from pipeline import features, paths
 from pipeline.cli import UserError, run
-from pipeline.history import write_history
 from pipeline.params import load_params
 
 
@@ -29,19 +31,17 @@ def split_validation(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.n
 def main() -> None:
     all_params = load_params()
     model_params, params = all_params.model, all_params.validate
-    val_rows, train_rows = split_validation(files.count_reviews("train"), params.val_size, model_params.seed)
+    val_rows, train_rows = split_validation(features.count_reviews("train"), params.val_size, model_params.seed)
 
-    from pipeline import model  # TensorFlow loads only once the inputs are known to be good
+    from pipeline import training  # TensorFlow loads only once the inputs are known to be good
 
-    # Read inside the call, never named here: train_model can then free them once
-    # TensorFlow has its own copy.
-    _, history = model.train_model(
+    training.train_model(
         model_params,
-        files.read_features("train", train_rows),  # partial_x_train, partial_y_train
+        partial(features.read_features, "train", train_rows),  # partial_x_train, partial_y_train
         epochs=params.epochs,
-        validation_data=files.read_features("train", val_rows),  # x_val, y_val
+        load_validation=partial(features.read_features, "train", val_rows),  # x_val, y_val
+        live_dir=paths.VALIDATION_LIVE,
     )
-    write_history(paths.RUN_HISTORY, history)
 
 
 if __name__ == "__main__":

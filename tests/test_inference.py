@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import inference, model
+from pipeline import inference, training
 from pipeline.features import vectorize_sequences
 from pipeline.inference import Bundle, BundleError, Layer, Scorer, forward, read_bundle, write_bundle
 from pipeline.params import ACTIVATIONS, ModelParams, TrainParams, VectorizeParams, VocabParams
@@ -28,8 +28,8 @@ def toy_data(rows=200, seed=0):
     return vectorize_sequences(sequences, dimension=NUM_WORDS), labels.astype("float32")
 
 
-def layers_of(network) -> list[Layer]:
-    return [Layer(*layer) for layer in model.dense_layers(network)]
+def layers_of(model) -> list[Layer]:
+    return [Layer(*layer) for layer in training.dense_layers(model)]
 
 
 SHAPES = (
@@ -43,9 +43,9 @@ SHAPES = (
 def test_the_scorer_gives_what_keras_predict_gives(params):
     x, y = toy_data()
     # Large learning rate and two epochs: weights far from their initial values.
-    network, _ = model.train_model(dataclasses.replace(params, learning_rate=0.05), (x, y), epochs=2)
-    expected = network.predict(x, batch_size=64, verbose=0).ravel()
-    np.testing.assert_allclose(forward(layers_of(network), x), expected, rtol=0, atol=1e-6)
+    model, _ = training.train_model(dataclasses.replace(params, learning_rate=0.05), lambda: (x, y), epochs=2)
+    expected = model.predict(x, batch_size=64, verbose=0).ravel()
+    np.testing.assert_allclose(forward(layers_of(model), x), expected, rtol=0, atol=1e-6)
 
 
 def test_a_review_scores_the_same_alone_or_among_others():

@@ -124,6 +124,12 @@ def ran(result: subprocess.CompletedProcess) -> list[str]:
     return stages_run(result.stdout + result.stderr)
 
 
+def live_files(live_dir: str, *subsets: str) -> list[str]:
+    """What DVCLive's Keras callback writes for a fit: a summary and a file per metric."""
+    metrics = [f"{live_dir}/plots/metrics/{subset}/{name}.tsv" for subset in subsets for name in ("loss", "accuracy")]
+    return [f"{live_dir}/metrics.json", *metrics]
+
+
 def data_files(project: Project) -> set[str]:
     return {str(p.relative_to(project.path)) for p in (project.path / "data").rglob("*") if p.is_file()}
 
@@ -208,7 +214,8 @@ def test_a_new_experiment_in_an_empty_clone_fetches_only_what_the_model_stages_r
         "data/features/test.npz", "data/features/test-labels.npy",
         "data/vocab/word_index.json", "data/features/idf.npy",
         # written by the stages that ran
-        "data/validation/history.csv", "data/model/model.keras", "data/model/bundle.npz",
+        "data/model/model.keras", "data/model/bundle.npz",
+        *live_files("data/validation/live", "train", "eval"), *live_files("data/model/live", "train"),
         "data/evaluation/metrics.json", "data/evaluation/roc.csv", "data/evaluation/confusion.csv",
         "data/predictions/test.parquet", "data/bundle/imdb-sentiment.npz",
     }

@@ -2,22 +2,57 @@
 validate and train. The only shared module that imports TensorFlow."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Callable, Iterator
 
-import keras
 import numpy as np
 import scipy.sparse
-import tensorflow as tf
 
 from pipeline import features, files
 from pipeline.params import ModelParams
 
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+SHOW_TENSORFLOW_LOGS = "IMDB_TF_LOGS"  # set to 1 to see TensorFlow's start-up lines
+
+
+@contextlib.contextmanager
+def _quiet_start_up() -> Iterator[None]:
+    """Holds back what TensorFlow's C++ side prints while it loads: oneDNN and CPU
+    notices and a failed CUDA probe logged as an `E0000` line, which users read as
+    errors. They are shown after all if loading fails, or when IMDB_TF_LOGS=1."""
+    if os.environ.get(SHOW_TENSORFLOW_LOGS) == "1":
+        yield
+        return
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(stderr, 2)
+            held.seek(0)
+            sys.stderr.buffer.write(held.read())
+            raise
+        finally:
+            os.dup2(stderr, 2)
+            os.close(stderr)
+
+
+with _quiet_start_up():
+    import keras
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()  # the CUDA probe runs (and logs) here, not at the first op
+
+Examples = tuple[scipy.sparse.csr_matrix, np.ndarray]  # (x, y)
 VALIDATION_BATCH_SIZE = 512  # scoring only: any size gives the same numbers
 STEPS_PER_EXECUTION = 64
 
@@ -103,42 +138,59 @@ def sparse_batches(
 
 def train_model(
     params: ModelParams,
-    train_data: tuple[scipy.sparse.csr_matrix, np.ndarray],
+    load_train: Callable[[], Examples],
     epochs: int,
-    validation_data: tuple[scipy.sparse.csr_matrix, np.ndarray] | None = None,
+    load_validation: Callable[[], Examples] | None = None,
+    live_dir: Path | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """A fresh, seeded model fitted on train_data (x, y) as the chapter fits it;
-    returns it and history.history.
+    """A fresh, seeded model fitted as the chapter fits it on the (x, y) that
+    load_train returns; returns it and history.history. With live_dir, DVCLive logs
+    every epoch's metrics there as they come.
+
+    The matrices are read inside this call and live only until TensorFlow has its
+    copy, so their memory goes back before training.
 
     With nb_scaling, inputs are scaled by the log-count ratios of the reviews being
     fitted (never the validation ones), and the ratios are folded into the first
     layer afterwards, so the saved model takes unscaled features.
     """
-    x, y = train_data
     make_deterministic(params.seed)
-    ratio = features.log_count_ratio(x, y) if params.nb_scaling else None
-    num_words = x.shape[1]
-    train_batches = sparse_batches(x, y, params.batch_size, shuffle_seed=params.seed, column_scale=ratio)
+    train_batches, ratio, num_words = _training_batches(load_train, params)
     # Not cached: cutting 10,000 rows again each epoch costs milliseconds, a cache a copy of them.
-    val_batches = None if validation_data is None else sparse_batches(*validation_data, column_scale=ratio)
-    # TensorFlow has its own copy now. Callers pass the data as temporaries, so
-    # these were the last references and the memory goes back before training.
-    del train_data, validation_data, x, y
-    network = build_model(num_words, params)
-    history = network.fit(
+    val_batches = None if load_validation is None else sparse_batches(*load_validation(), column_scale=ratio)
+    model = build_model(num_words, params)
+    history = model.fit(
         train_batches,
         validation_data=val_batches,
         epochs=epochs,
         shuffle=False,  # sparse_batches reshuffles every epoch itself
+        callbacks=[] if live_dir is None else [_live_callback(live_dir)],
         verbose=2,
     )
     if ratio is not None:
-        first = next(layer for layer in network.layers if isinstance(layer, keras.layers.Dense))
+        first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
         first.kernel.assign(first.kernel * ratio[:, np.newaxis])
-    return network, history.history
+    return model, history.history
 
 
-def save_model(network: keras.Model, path: Path) -> None:
+def _training_batches(load: Callable[[], Examples], params: ModelParams):
+    x, y = load()
+    ratio = features.log_count_ratio(x, y) if params.nb_scaling else None
+    batches = sparse_batches(x, y, params.batch_size, shuffle_seed=params.seed, column_scale=ratio)
+    return batches, ratio, x.shape[1]
+
+
+def _live_callback(live_dir: Path) -> keras.callbacks.Callback:
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    # dvc.yaml declares DVCLive's files itself, and DVC records the experiments:
+    # DVCLive only writes the per-epoch files (no timestamps, so reruns match).
+    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=False, report=None)
+    return DVCLiveCallback(live=live)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
     """Saves a .keras file whose bytes depend only on the model.
 
     Keras stamps the save time and memory addresses (shared_object_id) into the
@@ -148,7 +200,7 @@ def save_model(network: keras.Model, path: Path) -> None:
     """
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / "model"
-        network.save(saved, zipped=False)
+        model.save(saved, zipped=False)
         with files.atomic_open(path) as out, zipfile.ZipFile(out, "w") as target:
             for source in sorted(p for p in saved.rglob("*") if p.is_file()):
                 name = source.relative_to(saved).as_posix()
@@ -175,12 +227,12 @@ def _normalized(name: str, data: bytes) -> bytes:
     return data
 
 
-def dense_layers(network: keras.Model) -> list[tuple[np.ndarray, np.ndarray, str]]:
+def dense_layers(model: keras.Model) -> list[tuple[np.ndarray, np.ndarray, str]]:
     """Each Dense layer's kernel, bias and activation name, input to output: all that
     scoring needs (dropout does nothing at inference; NB scaling is already folded in)."""
     return [
         (np.asarray(layer.kernel, np.float32), np.asarray(layer.bias, np.float32), _param_name(layer))
-        for layer in network.layers
+        for layer in model.layers
         if isinstance(layer, keras.layers.Dense)
     ]
 

@@ -1,11 +1,14 @@
 """The chapter's model, built from params (imports TensorFlow)."""
 import dataclasses
+import os
+import subprocess
+import sys
 import weakref
 
 import keras
 import numpy as np
 
-from pipeline import model
+from pipeline import history, training
 from pipeline.features import log_count_ratio, scale_columns, vectorize_sequences
 from pipeline.params import ModelParams
 
@@ -22,46 +25,46 @@ def toy_data():
     return vectorize_sequences(sequences, dimension=30), labels.astype("float32")
 
 
-def dense_layers(network):
-    return [layer for layer in network.layers if isinstance(layer, keras.layers.Dense)]
+def dense_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
 
 
-def test_build_model_is_the_chapters_network():
-    network = model.build_model(10000, CHAPTER)
-    assert [(layer.units, layer.activation.__name__) for layer in dense_layers(network)] == [
+def test_build_model_is_the_chapters_model():
+    model = training.build_model(10000, CHAPTER)
+    assert [(layer.units, layer.activation.__name__) for layer in dense_layers(model)] == [
         (16, "relu"), (16, "relu"), (1, "sigmoid"),
     ]
-    assert network.input_shape == (None, 10000)
-    assert not any(isinstance(layer, keras.layers.Dropout) for layer in network.layers)
-    assert all(layer.kernel_regularizer is None for layer in dense_layers(network))
-    assert network.optimizer.__class__.__name__ == "RMSprop"
-    assert np.isclose(float(network.optimizer.learning_rate), 0.001)
+    assert model.input_shape == (None, 10000)
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
+    assert all(layer.kernel_regularizer is None for layer in dense_layers(model))
+    assert model.optimizer.__class__.__name__ == "RMSprop"
+    assert np.isclose(float(model.optimizer.learning_rate), 0.001)
 
 
 def test_layers_units_activation_dropout_and_l2_follow_params():
     params = dataclasses.replace(
         CHAPTER, hidden_layers=3, units=32, activation="tanh", optimizer="adam", dropout=0.5, l2=0.01
     )
-    network = model.build_model(50, params)
-    assert [(layer.units, layer.activation.__name__) for layer in dense_layers(network)] == [
+    model = training.build_model(50, params)
+    assert [(layer.units, layer.activation.__name__) for layer in dense_layers(model)] == [
         (32, "tanh"), (32, "tanh"), (32, "tanh"), (1, "sigmoid"),
     ]
-    dropouts = [layer for layer in network.layers if isinstance(layer, keras.layers.Dropout)]
+    dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
     assert [layer.rate for layer in dropouts] == [0.5, 0.5, 0.5]
-    assert all(np.isclose(layer.kernel_regularizer.l2, 0.01) for layer in dense_layers(network))
-    assert network.optimizer.__class__.__name__ == "Adam"
+    assert all(np.isclose(layer.kernel_regularizer.l2, 0.01) for layer in dense_layers(model))
+    assert model.optimizer.__class__.__name__ == "Adam"
 
 
 def test_no_hidden_layer_is_logistic_regression():
-    network = model.build_model(50, dataclasses.replace(CHAPTER, hidden_layers=0))
-    assert [(layer.units, layer.activation.__name__) for layer in dense_layers(network)] == [(1, "sigmoid")]
+    model = training.build_model(50, dataclasses.replace(CHAPTER, hidden_layers=0))
+    assert [(layer.units, layer.activation.__name__) for layer in dense_layers(model)] == [(1, "sigmoid")]
 
 
 def test_sparse_batches_cover_every_row_once_per_epoch_in_a_new_order():
     x, y = toy_data()
     x = x.tolil()
     x[:, 0] = np.arange(1, x.shape[0] + 1).reshape(-1, 1)  # column 0 names the row
-    dataset = model.sparse_batches(x.tocsr(), y, 10, shuffle_seed=1)
+    dataset = training.sparse_batches(x.tocsr(), y, 10, shuffle_seed=1)
     orders = []
     for _ in range(2):
         batches = [(_dense(batch), labels.numpy().ravel()) for batch, labels in dataset]
@@ -83,7 +86,7 @@ def test_unshuffled_batches_keep_row_order_and_values():
     x, _ = toy_data()
     x = x.copy()
     x.data = np.arange(1, x.nnz + 1, dtype=np.float32)  # weights, not just ones
-    rows = np.concatenate([_dense(batch) for batch in model.sparse_batches(x, batch_size=7)])
+    rows = np.concatenate([_dense(batch) for batch in training.sparse_batches(x, batch_size=7)])
     np.testing.assert_array_equal(rows, x.toarray())
 
 
@@ -93,14 +96,14 @@ def test_batches_scale_columns_for_multi_hot_and_weighted_features():
     weighted.data = np.arange(1, x.nnz + 1, dtype=np.float32)
     scale = log_count_ratio(x, y)
     for matrix in (x, weighted):  # multi-hot batches are cut without a copy of the ones
-        batches = model.sparse_batches(matrix, batch_size=7, column_scale=scale)
+        batches = training.sparse_batches(matrix, batch_size=7, column_scale=scale)
         rows = np.concatenate([_dense(batch) for batch in batches])
         np.testing.assert_allclose(rows, scale_columns(matrix, scale).toarray(), rtol=1e-6)
-    ones = np.concatenate([_dense(batch) for batch in model.sparse_batches(x, batch_size=7)])
+    ones = np.concatenate([_dense(batch) for batch in training.sparse_batches(x, batch_size=7)])
     np.testing.assert_array_equal(ones, x.toarray())
 
 
-def test_train_model_lets_go_of_the_callers_matrices_before_fitting(monkeypatch):
+def test_train_model_lets_go_of_the_matrices_it_read_before_fitting(monkeypatch):
     x, y = toy_data()
     alive = []
     fit = keras.Model.fit
@@ -112,12 +115,14 @@ def test_train_model_lets_go_of_the_callers_matrices_before_fitting(monkeypatch)
     monkeypatch.setattr(keras.Model, "fit", watched_fit)
     refs = []
 
-    def read(matrix):  # as validate reads them: the matrices exist only as call arguments
-        copy = matrix.copy()
-        refs.append(weakref.ref(copy))
-        return copy
+    def loader(matrix, labels):  # as validate reads them: from a file, inside train_model
+        def load():
+            copy = matrix.copy()
+            refs.append(weakref.ref(copy))
+            return copy, labels
+        return load
 
-    model.train_model(CHAPTER, (read(x), y), epochs=1, validation_data=(read(x[:16]), y[:16]))
+    training.train_model(CHAPTER, loader(x, y), epochs=1, load_validation=loader(x[:16], y[:16]))
     assert alive == [False, False]
 
 
@@ -125,54 +130,71 @@ def test_same_seed_gives_the_same_history():
     x, y = toy_data()
 
     def run():
-        _, history = model.train_model(CHAPTER, (x, y), epochs=3, validation_data=(x[:16], y[:16]))
-        return history
+        _, fitted = training.train_model(CHAPTER, lambda: (x, y), epochs=3, load_validation=lambda: (x[:16], y[:16]))
+        return fitted
 
     first, second = run(), run()
-    assert set(first) == set(model.HISTORY_KEYS)
+    assert set(first) == set(history.COLUMNS[1:])
     assert first == second
 
 
-def scores(network, x):
-    return network.predict(x, batch_size=64, verbose=0).ravel()
+def test_dvclive_records_each_epoch_as_keras_reports_it(tmp_path):
+    x, y = toy_data()
+    _, fitted = training.train_model(
+        CHAPTER, lambda: (x, y), epochs=3, load_validation=lambda: (x[:16], y[:16]), live_dir=tmp_path / "live"
+    )
+    recorded = history.read_history(tmp_path / "live")
+    assert recorded == {key: [round(v, history.DECIMALS) for v in values] for key, values in fitted.items()}
+    assert len(recorded["val_loss"]) == 3
+
+
+def scores(model, x):
+    return model.predict(x, batch_size=64, verbose=0).ravel()
 
 
 def test_sparse_input_predicts_what_dense_input_does():
     x, y = toy_data()
-    network, _ = model.train_model(CHAPTER, (x, y), epochs=2)
-    sparse = scores(network, x)
-    dense = network.predict(x.toarray(), verbose=0).ravel()
+    model, _ = training.train_model(CHAPTER, lambda: (x, y), epochs=2)
+    sparse = scores(model, x)
+    dense = model.predict(x.toarray(), verbose=0).ravel()
     np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-6)
     assert sparse.shape == (64,) and ((sparse >= 0) & (sparse <= 1)).all()
 
 
 def test_nb_scaling_is_folded_into_the_model_so_it_takes_unscaled_features():
     x, y = toy_data()
-    network, _ = model.train_model(dataclasses.replace(CHAPTER, nb_scaling=True), (x, y), epochs=2)
+    model, _ = training.train_model(dataclasses.replace(CHAPTER, nb_scaling=True), lambda: (x, y), epochs=2)
     ratio = log_count_ratio(x, y)
-    folded = scores(network, x)
-    first = dense_layers(network)[0]
+    folded = scores(model, x)
+    first = dense_layers(model)[0]
     first.kernel.assign(first.kernel / ratio[:, np.newaxis])  # the weights as trained, on scaled inputs
-    np.testing.assert_allclose(folded, scores(network, scale_columns(x, ratio)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(folded, scores(model, scale_columns(x, ratio)), rtol=1e-4, atol=1e-6)
 
 
 def test_dense_layers_are_every_layers_weights_and_activation_by_its_param_name():
-    network = model.build_model(30, dataclasses.replace(CHAPTER, activation="swish", dropout=0.5))
-    exported = model.dense_layers(network)
+    model = training.build_model(30, dataclasses.replace(CHAPTER, activation="swish", dropout=0.5))
+    exported = training.dense_layers(model)
     assert [(kernel.shape, bias.shape, activation) for kernel, bias, activation in exported] == [
         ((30, 16), (16,), "swish"), ((16, 16), (16,), "swish"), ((16, 1), (1,), "sigmoid"),
     ]
-    np.testing.assert_array_equal(exported[0][0], dense_layers(network)[0].kernel.numpy())
+    np.testing.assert_array_equal(exported[0][0], dense_layers(model)[0].kernel.numpy())
 
 
 def test_saved_model_is_byte_identical_and_loads_with_the_same_predictions(tmp_path):
     x, y = toy_data()
     saved = []
     for attempt in range(2):
-        network, _ = model.train_model(CHAPTER, (x, y), epochs=1)
+        model, _ = training.train_model(CHAPTER, lambda: (x, y), epochs=1)
         path = tmp_path / f"model{attempt}.keras"
-        model.save_model(network, path)
+        training.save_model(model, path)
         saved.append(path.read_bytes())
     assert saved[0] == saved[1]
     loaded = keras.models.load_model(tmp_path / "model0.keras")
-    np.testing.assert_array_equal(scores(loaded, x), scores(network, x))
+    np.testing.assert_array_equal(scores(loaded, x), scores(model, x))
+
+
+def test_tensorflow_loads_without_printing_its_start_up_lines():
+    first_op = "import pipeline.training as t; t.tf.constant(1.0) + 1; t.keras.utils.set_random_seed(1)"
+    env = {k: v for k, v in os.environ.items() if k != training.SHOW_TENSORFLOW_LOGS}
+    result = subprocess.run([sys.executable, "-c", first_op], env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == ""
