@@ -19,7 +19,7 @@ from typing import IO, Iterable
 import pyarrow as pa
 from tqdm import tqdm
 
-from pipeline import files, paths
+from pipeline import files, labels, paths
 from pipeline.cli import UserError, run
 from pipeline.fetch import DownloadError, fetch
 from pipeline.params import load_params
@@ -29,11 +29,11 @@ OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d165
 ARCHIVE_ENV = "IMDB_ARCHIVE"
 CACHE_ENV = "IMDB_CACHE_DIR"
 
-_REVIEW = re.compile(r"^aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
-_LABELED_FOLDER = re.compile(r"^aclImdb/(train|test)/(pos|neg)/")
+_LABELS = {folder: label for label, folder in enumerate(labels.FOLDERS)}
+_REVIEW = re.compile(rf"^aclImdb/(train|test)/({'|'.join(_LABELS)})/(\d+)_(\d+)\.txt$")
+_LABELED_FOLDER = re.compile(rf"^aclImdb/(train|test)/({'|'.join(_LABELS)})/")
 _MAX_REVIEW_BYTES = 1 << 20  # the longest real review is about 14 kB; never read a bomb into memory
-_CHUNK = 1 << 20
-_LABELS = {"neg": 0, "pos": 1}
+_READ_BYTES = 1 << 20
 _RATINGS = {"neg": range(1, 5), "pos": range(7, 11)}
 
 
@@ -114,7 +114,7 @@ def read_reviews(stream: IO[bytes]) -> ArchiveContents:
                 contents.invalid_utf8 += not valid
                 split, folder, review_id, rating = _REVIEW.match(member.name).groups()
                 contents.reviews.append(Review(split, folder, int(review_id), int(rating), text))
-        while chunk := unzipped.read(_CHUNK):
+        while chunk := unzipped.read(_READ_BYTES):
             if chunk.strip(b"\0"):
                 raise tarfile.ReadError("data after the end of the tar archive")
     return contents

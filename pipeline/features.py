@@ -41,9 +41,13 @@ def multi_hot(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy
     return binary(term_counts(offsets, indices, dimension))
 
 
+def row_offsets(lengths) -> np.ndarray:
+    """Where each row of a flat array starts: row i is flat[offsets[i]:offsets[i + 1]]."""
+    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+
+
 def vectorize_sequences(sequences: Sequence[Sequence[int]], dimension: int = 10000) -> scipy.sparse.csr_matrix:
-    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    offsets = row_offsets([len(s) for s in sequences])
     flat = np.fromiter((i for s in sequences for i in s), dtype=np.int64, count=int(offsets[-1]))
     return multi_hot(offsets, flat, dimension)
 

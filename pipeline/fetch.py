@@ -27,7 +27,7 @@ from pipeline import files
 from pipeline.cli import UserError
 
 RETRY_DELAYS = (1, 2, 4, 8)  # seconds to wait before each retry: 5 tries within 15 s
-_CHUNK = 1 << 20
+_READ_BYTES = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(?:\d+|\*)")
 
 
@@ -78,7 +78,7 @@ def partial_path(dest: Path) -> Path:
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
+        while chunk := stream.read(_READ_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -155,7 +155,7 @@ def _resumed_or_restarted(response, offset: int, part: Path) -> tuple[str, int |
 
 def _body(url: str, response) -> Iterator[bytes]:
     try:
-        while chunk := response.read(_CHUNK):
+        while chunk := response.read(_READ_BYTES):
             yield chunk
     except (OSError, http.client.HTTPException) as error:
         raise _classified(url, error) from None

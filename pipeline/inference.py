@@ -353,8 +353,7 @@ class Scorer:
 
     def features(self, sequences: Sequence[np.ndarray]) -> scipy.sparse.csr_matrix:
         """The rows the vectorize stage would build for these encoded reviews."""
-        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        offsets = features.row_offsets([len(s) for s in sequences])
         flat = np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int32)
         counts = features.term_counts(offsets, flat, self.bundle.num_words)
         return features.weigh(counts, self.bundle.vectorize.weighting, self.bundle.idf)

@@ -9,6 +9,7 @@ import numpy as np
 
 THRESHOLD = 0.5  # a review is called positive when its probability is at least this
 NAMES = ("negative", "positive")  # label 0, label 1
+FOLDERS = ("neg", "pos")  # where the archive keeps the reviews of label 0, label 1
 
 
 def predicted(probabilities: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ OPTIMIZERS = ("rmsprop", "adam", "sgd")
 LOSSES = ("binary_crossentropy", "mse")
 WEIGHTINGS = ("binary", "count", "tfidf")
 MAX_NGRAM = 3
-RESERVED_INDICES = 3  # Keras: 0 padding, 1 start, 2 out-of-vocabulary; word of rank r is r + 3
+INDEX_FROM = 3  # Keras's name: 0 padding, 1 start, 2 out-of-vocabulary; the word of rank r is index r + 3
 
 
 class ParamsError(UserError):
@@ -56,8 +56,8 @@ class DownloadParams:
 @dataclass(frozen=True)
 class VocabParams:
     num_words: int = _spec(
-        f"an integer >= {RESERVED_INDICES + 1} (indices 0-{RESERVED_INDICES - 1} are reserved)",
-        lambda v: _is_int(v) and v > RESERVED_INDICES,
+        f"an integer >= {INDEX_FROM + 1} (indices 0-{INDEX_FROM - 1} are reserved)",
+        lambda v: _is_int(v) and v > INDEX_FROM,
     )
     skip_top: int = _int_at_least(0)
     ngram_range: tuple[int, int] = _spec(
@@ -67,7 +67,7 @@ class VocabParams:
     )
 
     def check(self) -> None:
-        kept_ranks = self.num_words - RESERVED_INDICES - 1
+        kept_ranks = self.num_words - INDEX_FROM - 1
         if self.skip_top >= kept_ranks:
             raise ParamsError(
                 f"params.yaml: vocab.skip_top = {self.skip_top} would leave no word in the "

@@ -41,7 +41,7 @@ from pipeline.params import Params, load_params
 
 PROG = "imdb-predict"
 # Big inputs are scored a chunk at a time, so memory stays flat however long the file is.
-CHUNK = 2048  # reviews per chunk
+CHUNK_REVIEWS = 2048  # reviews per chunk
 CHUNK_CHARS = 4_000_000  # and at most about this much text (IMDB reviews average 1,300 characters)
 TOP = 5
 PREVIEW = 60  # characters of the review shown in the readable output
@@ -51,7 +51,7 @@ NO_KNOWN_WORD = "none of its words is in the vocabulary, so the score says nothi
 
 
 @dataclass
-class Review:
+class InputReview:
     position: int  # line number in the file or stdin, or argument number
     text: str
     id: object = None  # a JSON Lines record's "id", echoed in --json output
@@ -65,7 +65,7 @@ class Skipped:
 
 @dataclass
 class Scored:
-    review: Review
+    review: InputReview
     probability: np.float32
     words: int  # tokens in the review
     known_words: int  # tokens in the vocabulary
@@ -122,13 +122,13 @@ def _as_param(value):
 # ---------------------------------------------------------------- input
 
 
-def from_arguments(texts: Iterable[str]) -> Iterator[Review]:
+def from_arguments(texts: Iterable[str]) -> Iterator[InputReview]:
     for number, review in enumerate(texts, start=1):
         if review.strip():
-            yield Review(number, review)
+            yield InputReview(number, review)
 
 
-def from_lines(stream: IO[bytes], name: str, input_format: str) -> Iterator[Review | Skipped]:
+def from_lines(stream: IO[bytes], name: str, input_format: str) -> Iterator[InputReview | Skipped]:
     """One review per line, or JSON Lines with a "text" field. Lines end at \\n only (a review
     may hold any other Unicode line separator); blank lines are not reviews."""
     fmt = input_format
@@ -148,19 +148,19 @@ def from_lines(stream: IO[bytes], name: str, input_format: str) -> Iterator[Revi
                 continue
             if fmt == "auto":  # the first review decides: JSON Lines if it is a JSON object
                 fmt = "jsonl" if line.lstrip().startswith("{") else "lines"
-            yield Review(number, line) if fmt == "lines" else json_review(number, line)
+            yield InputReview(number, line) if fmt == "lines" else json_review(number, line)
     except OSError as error:
         raise UserError(f"cannot read {name}: {error.strerror or error}") from None
 
 
-def json_review(number: int, line: str) -> Review | Skipped:
+def json_review(number: int, line: str) -> InputReview | Skipped:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
         return Skipped(number, f"invalid JSON: {error.msg} (column {error.colno})")
     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
         return Skipped(number, 'expected a JSON object with a "text" string')
-    return Review(number, record["text"], record.get("id"))
+    return InputReview(number, record["text"], record.get("id"))
 
 
 def open_file(name: str) -> IO[bytes]:
@@ -171,11 +171,11 @@ def open_file(name: str) -> IO[bytes]:
 
 
 def chunks(
-    items: Iterable[Review | Skipped], size: int, source: str, skipped: list[Skipped], chars: int = CHUNK_CHARS
-) -> Iterator[list[Review]]:
+    items: Iterable[InputReview | Skipped], size: int, source: str, skipped: list[Skipped], chars: int = CHUNK_CHARS
+) -> Iterator[list[InputReview]]:
     """Reviews in lists of at most `size` reviews and about `chars` characters; a skipped
     line is reported on stderr as it is met."""
-    chunk: list[Review] = []
+    chunk: list[InputReview] = []
     length = 0
     for item in items:
         if isinstance(item, Skipped):
@@ -286,12 +286,12 @@ def _positive_int(value: str) -> int:
 
 @dataclass
 class Source:
-    items: Iterable[Review | Skipped]
+    items: Iterable[InputReview | Skipped]
     name: str  # for messages: "the arguments", "stdin" or the file's path
     position_key: str  # "arg" or "line", in --json output
     interactive: bool = False  # a terminal: each review is scored as soon as it is typed
 
-    def where(self, review: Review) -> str:
+    def where(self, review: InputReview) -> str:
         """The prefix of a readable result: the line number, for reviews read from a file or a pipe."""
         return "" if self.position_key == "arg" or self.interactive else f"line {review.position}  "
 
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: type a review and press Enter (Ctrl-D to end)", file=sys.stderr, flush=True)
         skipped: list[Skipped] = []
         scored = 0
-        reviews = chunks(source.items, 1 if source.interactive else CHUNK, source.name, skipped)
+        reviews = chunks(source.items, 1 if source.interactive else CHUNK_REVIEWS, source.name, skipped)
         for chunk, lines in scored_chunks(scorer, reviews, args, source):
             print("\n".join(lines), flush=True)
             scored += len(chunk)
@@ -331,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def scored_chunks(
-    scorer: Scorer, reviews: Iterator[list[Review]], args: argparse.Namespace, source: Source
-) -> Iterator[tuple[list[Review], list[str]]]:
+    scorer: Scorer, reviews: Iterator[list[InputReview]], args: argparse.Namespace, source: Source
+) -> Iterator[tuple[list[InputReview], list[str]]]:
     """Each chunk with its output lines, in order. An input of more than one chunk is
     scored on every core (tokenizing in Python is most of the work), with at most two
     chunks per core in flight, so memory stays flat however long the input is."""
@@ -361,12 +361,12 @@ def scored_chunks(
 _FORKED: tuple | None = None
 
 
-def _score_forked(chunk: list[Review]) -> list[str]:
+def _score_forked(chunk: list[InputReview]) -> list[str]:
     scorer, args, source = _FORKED
     return score_chunk(scorer, chunk, args, source)
 
 
-def score_chunk(scorer: Scorer, chunk: list[Review], args: argparse.Namespace, source: Source) -> list[str]:
+def score_chunk(scorer: Scorer, chunk: list[InputReview], args: argparse.Namespace, source: Source) -> list[str]:
     sequences = [scorer.encode(review.text) for review in chunk]
     probabilities = scorer.probabilities(scorer.features(sequences))
     effects = scorer.occlusion(sequences, probabilities) if args.explain else None

@@ -22,9 +22,11 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
+from pipeline.features import row_offsets
+from pipeline.params import INDEX_FROM
+
 START_CHAR = 1
 OOV_CHAR = 2
-INDEX_FROM = 3
 
 _TAG = re.compile(r"</?[a-z][^<>]*>")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -60,8 +62,7 @@ def index_corpus(texts: Iterable[str], ngram_range: tuple[int, int] = (1, 1)) ->
         review = [id_of[term] for term in terms(text, ngram_range)]
         ids.extend(review)
         lengths.append(len(review))
-    offsets = np.concatenate([[0], np.cumsum(np.frombuffer(lengths, np.int64))]).astype(np.int64)
-    return Corpus(offsets, np.frombuffer(ids, np.int32), list(id_of))
+    return Corpus(row_offsets(np.frombuffer(lengths, np.int64)), np.frombuffer(ids, np.int32), list(id_of))
 
 
 def rank_terms(corpus: Corpus) -> dict[str, int]:
@@ -121,8 +122,7 @@ def encode_texts(
         review = encode(text, index_of, ngram_range)
         indices.extend(review)
         lengths.append(len(review))
-    offsets = np.concatenate([[0], np.cumsum(np.frombuffer(lengths, np.int64))]).astype(np.int64)
-    return offsets, np.frombuffer(indices, np.int32)
+    return row_offsets(np.frombuffer(lengths, np.int64)), np.frombuffer(indices, np.int32)
 
 
 def reverse_index(word_index: dict[str, int]) -> dict[int, str]:

@@ -184,10 +184,19 @@ def _live_callback(live_dir: Path) -> keras.callbacks.Callback:
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    # dvc.yaml declares DVCLive's files itself, and DVC records the experiments:
-    # DVCLive only writes the per-epoch files (no timestamps, so reruns match).
-    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=False, report=None)
-    return DVCLiveCallback(live=live)
+    class EpochLog(Live):
+        """DVCLive writing its per-epoch files and nothing else: dvc.yaml declares
+        them and DVC records the experiment. DVCLive's own DVC set-up would open the
+        repository a second time, create one where there is none, and fails in a git
+        repository without commits (treeverse/dvclive#522)."""
+
+        def _init_dvc(self) -> None:
+            self._inside_dvc_pipeline = True
+            self._init_dvc_pipeline()
+
+    # No report, no dvc.yaml, no experiment of its own; DVCLive writes no timestamps
+    # unless asked, so a rerun writes the same bytes.
+    return DVCLiveCallback(live=EpochLog(str(live_dir), save_dvc_exp=False, dvcyaml=False, report=None))
 
 
 def save_model(model: keras.Model, path: Path) -> None:

@@ -15,21 +15,20 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from pipeline import files, paths, text
+from pipeline import files, labels, paths, text
 from pipeline.cli import run
 from pipeline.params import load_params
 
 DECODED_SAMPLES = 5
-_LABEL_NAMES = {0: "negative", 1: "positive"}
 
 
 def list_array(offsets: np.ndarray, indices: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(indices, pa.int32()))
 
 
-def encoded_table(labels: pa.Array, sequences: pa.ListArray, num_words: int) -> pa.Table:
+def encoded_table(label_column: pa.Array, sequences: pa.ListArray, num_words: int) -> pa.Table:
     # num_words travels with the data so vectorize knows the matrix width.
-    return pa.table({"label": labels, "sequence": sequences}).replace_schema_metadata(
+    return pa.table({"label": label_column, "sequence": sequences}).replace_schema_metadata(
         {"num_words": str(num_words)}
     )
 
@@ -41,7 +40,7 @@ def decoded_samples(raw: pa.Table, sequences: pa.ListArray, word_index: dict[str
         label = raw["label"][row].as_py()
         header = (
             f"# train review {row}: id {raw['id'][row].as_py()}, rating {raw['rating'][row].as_py()}, "
-            f"label {label} ({_LABEL_NAMES[label]})"
+            f"label {label} ({labels.NAMES[label]})"
         )
         blocks.append(header + "\n" + text.decode(sequences[row].as_py(), reverse_word_index))
     return "\n\n".join(blocks) + "\n"

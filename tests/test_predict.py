@@ -186,7 +186,7 @@ def test_scoring_the_test_reviews_reproduces_the_evaluate_stage(built, request, 
 def test_small_chunks_give_the_same_scores(in_project, capsys, monkeypatch, tmp_path):
     reviews = write(tmp_path / "r.txt", "\n".join([GOOD, BAD, "the film", GOOD + " " + BAD] * 3) + "\n")
     _, whole, _ = call(capsys, "--json", "--file", reviews)
-    monkeypatch.setattr(predict, "CHUNK", 2)
+    monkeypatch.setattr(predict, "CHUNK_REVIEWS", 2)
     monkeypatch.setattr(predict, "CHUNK_CHARS", 40)
     _, chunked, _ = call(capsys, "--json", "--file", reviews)
     assert chunked == whole and len(records(whole)) == 12
@@ -441,21 +441,21 @@ def test_json_lines_and_plain_lines_are_told_apart():
     def read(data: bytes, name="stdin", fmt="auto"):
         return list(predict.from_lines(io.BytesIO(data), name, fmt))
 
-    assert read(b'{"text": "a"}\n') == [predict.Review(1, "a")]
-    assert read(b'\n{"text": "a", "id": 3}\n') == [predict.Review(2, "a", 3)]
+    assert read(b'{"text": "a"}\n') == [predict.InputReview(1, "a")]
+    assert read(b'\n{"text": "a", "id": 3}\n') == [predict.InputReview(2, "a", 3)]
     assert read(b"{a film}\n") == [
         predict.Skipped(1, "invalid JSON: Expecting property name enclosed in double quotes (column 2)")
     ]
-    assert read(b"{a film}\n", fmt="lines") == [predict.Review(1, "{a film}")]
-    assert read(b"a film\n{not json}\n") == [predict.Review(1, "a film"), predict.Review(2, "{not json}")]
+    assert read(b"{a film}\n", fmt="lines") == [predict.InputReview(1, "{a film}")]
+    assert read(b"a film\n{not json}\n") == [predict.InputReview(1, "a film"), predict.InputReview(2, "{not json}")]
     assert read(b"a film\n", name="r.JSONL") == [predict.Skipped(1, "invalid JSON: Expecting value (column 1)")]
     not_an_object = predict.Skipped(1, 'expected a JSON object with a "text" string')
     assert read(b'"just a string"\n', fmt="jsonl") == [not_an_object]
-    assert read(b"no newline at the end") == [predict.Review(1, "no newline at the end")]
+    assert read(b"no newline at the end") == [predict.InputReview(1, "no newline at the end")]
 
 
 def test_chunks_are_bounded_by_reviews_and_by_characters(capsys):
-    items = [predict.Review(i, "x" * 10) for i in range(1, 8)]
+    items = [predict.InputReview(i, "x" * 10) for i in range(1, 8)]
     skipped = []
     assert [len(c) for c in predict.chunks(items, 3, "s", skipped, chars=1000)] == [3, 3, 1]
     assert [len(c) for c in predict.chunks(items, 100, "s", skipped, chars=25)] == [3, 3, 1]
