@@ -115,13 +115,8 @@ def differing_keys(per_rev: Mapping[str, Mapping[str, object]]) -> list[str]:
 
 def by_file(per_rev: Mapping[str, Mapping[str, Mapping]]) -> dict[str, dict[str, dict[str, object]]]:
     """{rev: {file: tree}} -> {file: {rev: flat values}}, files in the order first seen."""
-    files: dict[str, dict[str, dict[str, object]]] = {}
-    for rev, trees in per_rev.items():
-        for path, tree in trees.items():
-            files.setdefault(path, {})
-    for path in files:
-        files[path] = {rev: flatten(trees.get(path) or {}) for rev, trees in per_rev.items()}
-    return files
+    paths = dict.fromkeys(path for trees in per_rev.values() for path in trees)
+    return {path: {rev: flatten(trees.get(path) or {}) for rev, trees in per_rev.items()} for path in paths}
 
 
 def params_section(revs: Sequence[str], params: Mapping[str, Mapping[str, Mapping]]) -> str:
@@ -260,7 +255,7 @@ def missing_line(missing: Sequence[Missing]) -> str:
 
 
 def image_row(revs: Sequence[str], files: Mapping[str, str], title: str) -> str:
-    cells = [f"![{title} at {rev}]({files[rev]})" if rev in files else f"*missing*" for rev in revs]
+    cells = [f"![{title} at {rev}]({files[rev]})" if rev in files else "*missing*" for rev in revs]
     return table(list(map(code, revs)), [cells])
 
 
