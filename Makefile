@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `dvc`: make them the project's own.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test push experiments bench bench-quick clean
+.PHONY: setup repro test push experiments compare bench bench-quick clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ push: setup
 # PUSH=origin: then share them (git refs to that remote, data and run-cache to the DVC remote)
 experiments: setup
 	python -m pipeline.experiments $(if $(PUSH),--push $(PUSH))
+
+# REVS="main my-branch exp-name": params, metrics and plots side by side in compare/ (OUT=dir elsewhere)
+compare: setup
+	python -m pipeline.compare $(REVS) $(if $(OUT),--out $(OUT))
 
 bench: setup
 	python -m bench
