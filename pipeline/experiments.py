@@ -17,7 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from pipeline import paths
+from pipeline import files, paths
 from pipeline.cli import UserError, run
 
 # Each varies one thing from the chapter's baseline (params.yaml as committed).
@@ -44,6 +44,7 @@ BEST = (
 )
 TABLE = paths.METRICS_DIR / "experiments.md"
 POLL_SECONDS = 5
+QUEUE_JOBS = 2  # experiments run at once: each fit keeps about one core busy
 
 
 def set_args(changes: dict) -> list[str]:
@@ -58,22 +59,39 @@ def dvc(*args: str, capture: bool = False) -> str:
     return result.stdout or ""
 
 
-def wait_for_queue() -> None:
+def wait_for_queue(names: list[str]) -> None:
+    """Returns once none of the named experiments is queued or running; a failed one
+    is a UserError. Reads DVC's own record of their state (`dvc.api.exp_show`), not
+    the text `dvc queue status` prints."""
     while True:
-        status = dvc("queue", "status", capture=True)
-        if not any(word in status for word in ("Queued", "Running")):
-            if "Failed" in status:
-                raise UserError("an experiment failed; see `dvc queue status` and `dvc queue logs <name>`")
+        states = experiment_states(names)
+        if not any(state in ("Queued", "Running") for state in states.values()):
+            failed = [name for name, state in states.items() if state == "Failed"]
+            if failed:
+                raise UserError(f"experiments failed: {', '.join(failed)}; see `dvc queue logs <name>`")
             return
         time.sleep(POLL_SECONDS)
+
+
+def experiment_states(names: list[str]) -> dict[str, str | None]:
+    """{name: DVC's state of it ("Queued", "Running", "Failed", …)} for each named experiment."""
+    import dvc.api
+
+    rows = dvc.api.exp_show(num=1)
+    return {row["Experiment"]: row.get("State") for row in rows if row.get("Experiment") in names}
+
+
+def run_queue(names: list[str], jobs: int = QUEUE_JOBS) -> None:
+    """Runs what is queued, `jobs` at a time, and waits for the named experiments."""
+    dvc("queue", "start", "-j", str(jobs))
+    wait_for_queue(names)
 
 
 def run_experiments() -> float:
     dvc("repro")  # fills the cache, so queued runs reuse the unchanged stages
     for name, changes in CHAPTER_VARIATIONS.items():
         dvc("exp", "run", "--queue", "-f", "-n", name, *set_args(changes))
-    dvc("queue", "start", "-j", "2")
-    wait_for_queue()
+    run_queue(list(CHAPTER_VARIATIONS))
     started = time.monotonic()
     name, changes = BEST
     dvc("exp", "run", "--temp", "-f", "-n", name, *set_args(changes))
@@ -135,7 +153,7 @@ def main() -> None:
         f"Wall time: the whole `dvc exp run` of that configuration on {os.cpu_count()} cores, "
         "every stage it re-runs included (the chapter's variations ran two at a time, so theirs is not comparable).\n\n"
     )
-    TABLE.write_text(preamble + table, encoding="utf-8")
+    files.write_text(TABLE, preamble + table)
     print(table)
     if args.push:
         push_experiments(args.push, list(changes))
