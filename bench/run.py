@@ -27,8 +27,8 @@ from bench.probe import Measurement, seconds_per_epoch
 from bench.report import NOOP_RUNS, Benchmark, ChapterResult, PipelineResult, render
 from pipeline import download, files
 from pipeline.cli import UserError
-from tests.archives import review_members, write_archive
-from tests.project import ROOT, Project, make_project, stages_run
+from testbed.archives import review_members, write_archive
+from testbed.project import ROOT, Project, make_project, stages_run
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROBE = BENCH_DIR / "probe.py"

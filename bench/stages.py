@@ -22,7 +22,7 @@ from bench.report import MAX_STAGE_BYTES
 from bench.run import probed, progress, real_archive, stage_measurements, write_python_probe
 from pipeline import files
 from pipeline.cli import UserError, run
-from tests.project import make_project
+from testbed.project import make_project
 
 
 def parse_changes(pairs: list[str]) -> dict[str, dict]:
