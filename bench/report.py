@@ -1,9 +1,10 @@
-"""The benchmark's results as markdown tables, checked against the issue's targets."""
+"""The benchmark's results as markdown tables, each measure checked against its target:
+the limits below (MAX_*, PREDICT_CASES), which README's Benchmark section lists."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.probe import Measurement
+from bench.probe import SAMPLE_SECONDS, Measurement
 
 # evaluate scores with the TensorFlow-free forward pass (pipeline/inference.py)
 MODEL_FREE_STAGES = ("download", "vocab", "vectorize", "evaluate", "plot")
@@ -192,14 +193,14 @@ def phase_rows(chapter: ChapterResult) -> list[list[str]]:
     return rows + [["whole script (process)", _seconds(whole.wall_s), _megabytes(whole.peak_rss_bytes)]]
 
 
-HOW_MEASURED = """\
+HOW_MEASURED = f"""\
 How it is measured: (a) is `bench/chapter.py`, the chapter's listings 3-1 to 3-11 with dense
 float64 `vectorize_sequences`, run as one process; (b) is `dvc repro -f` in a fresh temporary
 copy of the project, with the same archive, params and seed. Each process (every stage, the
 whole `dvc repro -f`, the chapter's script) is started and measured by `bench/probe.py`. Wall
 time is the whole process, interpreter start-up included. Peak memory is the largest resident
 set of the process and its children (ru_maxrss, and the sum over the process tree sampled every
-0.1 s). A stage "loaded TensorFlow" if its process mapped TensorFlow's libraries. Seconds per
+{SAMPLE_SECONDS} s). A stage "loaded TensorFlow" if its process mapped TensorFlow's libraries. Seconds per
 epoch is the median gap between consecutive epoch ends of the validation run (the first epoch,
 which also compiles, is left out): (a) from a Keras callback, (b) from the times at which the
 validate stage printed its per-epoch `val_loss` lines."""

@@ -27,8 +27,8 @@ from bench.probe import Measurement, seconds_per_epoch
 from bench.report import NOOP_RUNS, Benchmark, ChapterResult, PipelineResult, render
 from pipeline import download, files
 from pipeline.cli import UserError
-from tests.archives import review_members, write_archive
-from tests.project import ROOT, Project, make_project, stages_run
+from testbed.archives import review_members, write_archive
+from testbed.project import ROOT, Project, make_project, stages_run
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROBE = BENCH_DIR / "probe.py"
@@ -158,20 +158,28 @@ def stage_measurements(dvc_yaml: Path, log: Path) -> dict[str, Measurement]:
     return measured
 
 
+def measured_repro(project: Project, workdir: Path, *args: str) -> tuple[Measurement, dict[str, Measurement]]:
+    """`dvc repro ARGS` in project under the probe, each stage it runs under the probe too
+    (a `python` first on their PATH): the whole run's Measurement and each stage's, by name.
+    dvc's output goes to workdir/dvc.log."""
+    stage_log = workdir / "stages.jsonl"
+    probe_bin = write_python_probe(workdir / "probe-bin", stage_log)
+    stages_probed = {**project.env, "PATH": f"{probe_bin}{os.pathsep}{project.env['PATH']}"}
+    argv = [sys.executable, "-m", "dvc", "repro", *args]
+    whole = probed(argv, " ".join(["dvc", "repro", *args]), cwd=project.path, env=stages_probed, log=workdir / "dvc.log")
+    return whole, stage_measurements(project.path / "dvc.yaml", stage_log)
+
+
 def epoch_ends(run: Measurement) -> list[float]:
     return [seconds for seconds, line in run.lines if EPOCH_END_MARK in line]
 
 
 def run_pipeline(project: Project, workdir: Path) -> PipelineResult:
-    stage_log, log = workdir / "stages.jsonl", workdir / "dvc.log"
-    dvc = [sys.executable, "-m", "dvc", "repro"]
-    probe_bin = write_python_probe(workdir / "probe-bin", stage_log)
-    stages_probed = {**project.env, "PATH": f"{probe_bin}{os.pathsep}{project.env['PATH']}"}
     progress("running dvc repro -f")
-    repro = probed([*dvc, "-f"], "dvc repro -f", cwd=project.path, env=stages_probed, log=log)
+    repro, stages = measured_repro(project, workdir, "-f")
     progress(f"running dvc repro with nothing to do, {NOOP_RUNS} times")
+    dvc, log = [sys.executable, "-m", "dvc", "repro"], workdir / "dvc.log"
     noops = [probed(dvc, "dvc repro", cwd=project.path, env=project.env, log=log) for _ in range(NOOP_RUNS)]
-    stages = stage_measurements(project.path / "dvc.yaml", stage_log)
     metrics = files.read_json(project.path / "metrics" / "metrics.json")
     return PipelineResult(
         repro=repro,

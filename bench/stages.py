@@ -10,19 +10,17 @@ best configuration of `make experiments`:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
 from bench.report import MAX_STAGE_BYTES
-from bench.run import probed, progress, real_archive, stage_measurements, write_python_probe
+from bench.run import measured_repro, progress, real_archive
 from pipeline import files
 from pipeline.cli import UserError, run
-from tests.project import make_project
+from testbed.project import make_project
 
 
 def parse_changes(pairs: list[str]) -> dict[str, dict]:
@@ -58,12 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="imdb-stages-"))
     try:
         project = make_project(workdir / "project", real_archive(), **changes)
-        stage_log = workdir / "stages.jsonl"
-        probe_bin = write_python_probe(workdir / "probe-bin", stage_log)
-        env = {**project.env, "PATH": f"{probe_bin}{os.pathsep}{project.env['PATH']}"}
         progress(f"running dvc repro in {project.path}")
-        probed([sys.executable, "-m", "dvc", "repro"], "dvc repro", cwd=project.path, env=env, log=workdir / "dvc.log")
-        measured = stage_measurements(project.path / "dvc.yaml", stage_log)
+        _, measured = measured_repro(project, workdir)
         report = table(measured, files.read_json(project.path / "metrics" / "metrics.json"))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.project import make_project
+from testbed.project import make_project
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from bench import chapter, probe, report, run
 from bench.probe import Measurement
 from pipeline.cli import UserError
 from pipeline.params import load_params
-from tests.project import ROOT
+from testbed.project import ROOT
 
 MB = 1_000_000
 

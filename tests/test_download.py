@@ -12,7 +12,7 @@ import trustme
 
 from pipeline import download, fetch, files
 from pipeline.cli import UserError, run
-from tests.archives import official_extras, review_members, write_archive
+from testbed.archives import official_extras, review_members, write_archive
 from tests.flaky_server import FlakyServer
 
 ROOT = Path(__file__).resolve().parents[1]

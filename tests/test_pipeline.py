@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse
 
-from tests.archives import official_extras, review_members, write_archive
+from testbed.archives import official_extras, review_members, write_archive
 
 PER_FOLDER = 60
 SMALL = dict(

@@ -25,8 +25,8 @@ from pipeline import inference, predict
 from pipeline.labels import NAMES as label_names
 from pipeline.cli import UserError
 from pipeline.params import load_params
-from tests.archives import official_extras, review_members, write_archive
-from tests.project import make_project
+from testbed.archives import official_extras, review_members, write_archive
+from testbed.project import make_project
 from tests.test_pipeline import PER_FOLDER, SMALL
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.archives import review_members, write_archive
-from tests.project import Project, make_project, stages_run
+from testbed.archives import review_members, write_archive
+from testbed.project import Project, make_project, stages_run
 from tests.ssh_server import SSHServer
 from tests.test_pipeline import PER_FOLDER, SMALL
 

@@ -1,4 +1,4 @@
-"""Small archives in the aclImdb layout, built by the tests themselves.
+"""Small archives in the aclImdb layout, generated for the tests and the benchmark.
 
 Reviews are generated from a few sentiment words mixed into neutral filler, so
 a model can learn them; nothing here comes from the real dataset.
