@@ -119,7 +119,7 @@ def main() -> None:
         import keras
         from keras import layers, models
 
-        from pipeline.model import make_deterministic
+        from pipeline.training import make_deterministic
 
     with phases.phase("read reviews"):
         reviews = download.read_archive(args.archive).reviews

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pipeline import experiments
-from tests.archives import review_members, write_archive
+from testbed.archives import review_members, write_archive
 
 PER_FOLDER = 60
 SMALL = dict(
