@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `dvc`: make them the project's own.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test push experiments compare bench bench-quick clean
+.PHONY: setup repro test lint push experiments compare bench bench-quick clean
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ repro: setup
 
 test: setup
 	pytest
+
+# the rules are pyproject.toml's [tool.ruff]
+lint: setup
+	ruff check .
 
 # After a run: its outputs and the run-cache to the default DVC remote (README: Working as a team)
 push: setup

@@ -24,8 +24,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from itertools import pairwise
 
 SAMPLE_SECONDS = 0.1
 # Linux reports ru_maxrss in KiB, macOS in bytes.
@@ -74,7 +75,7 @@ def measure(argv: Sequence[str]) -> Measurement:
 def seconds_per_epoch(epoch_ends: Sequence[float]) -> float | None:
     """Steady-state epoch time: the median gap between consecutive epoch ends
     (the first epoch, which also traces and compiles, is left out)."""
-    gaps = [later - earlier for earlier, later in zip(epoch_ends, epoch_ends[1:])]
+    gaps = [later - earlier for earlier, later in pairwise(epoch_ends)]
     return statistics.median(gaps) if gaps else None
 
 

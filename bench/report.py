@@ -152,7 +152,15 @@ def predict_rows(predict: dict[str, Measurement], pipeline: PipelineResult) -> l
     for key, (what, seconds, peak) in PREDICT_CASES.items():
         run = predict[key]
         met = run.wall_s <= seconds and (peak is None or run.peak_rss_bytes <= peak)
-        rows.append([f"`imdb-predict`, {what}", _seconds(run.wall_s), _megabytes(run.peak_rss_bytes), _limits(seconds, peak), _met(met)])
+        rows.append(
+            [
+                f"`imdb-predict`, {what}",
+                _seconds(run.wall_s),
+                _megabytes(run.peak_rss_bytes),
+                _limits(seconds, peak),
+                _met(met),
+            ]
+        )
     evaluate = pipeline.stages["evaluate"]
     met = evaluate.wall_s <= MAX_EVALUATE_S and evaluate.peak_rss_bytes <= MAX_EVALUATE_BYTES
     rows.append([
@@ -237,7 +245,10 @@ def render(benchmark: Benchmark) -> str:
             [
                 "## Scoring without TensorFlow: imdb-predict and evaluate",
                 "",
-                *_table(["measure", "wall (s)", "peak memory (MB)", "target", "met"], predict_rows(benchmark.predict, pipeline)),
+                *_table(
+                    ["measure", "wall (s)", "peak memory (MB)", "target", "met"],
+                    predict_rows(benchmark.predict, pipeline),
+                ),
                 "",
                 "imdb-predict runs in the project the benchmark built, as a user runs it: the whole process, "
                 "start-up and the model's loading included.",

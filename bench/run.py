@@ -166,7 +166,9 @@ def measured_repro(project: Project, workdir: Path, *args: str) -> tuple[Measure
     probe_bin = write_python_probe(workdir / "probe-bin", stage_log)
     stages_probed = {**project.env, "PATH": f"{probe_bin}{os.pathsep}{project.env['PATH']}"}
     argv = [sys.executable, "-m", "dvc", "repro", *args]
-    whole = probed(argv, " ".join(["dvc", "repro", *args]), cwd=project.path, env=stages_probed, log=workdir / "dvc.log")
+    whole = probed(
+        argv, " ".join(["dvc", "repro", *args]), cwd=project.path, env=stages_probed, log=workdir / "dvc.log"
+    )
     return whole, stage_measurements(project.path / "dvc.yaml", stage_log)
 
 
@@ -204,7 +206,9 @@ def run_predict(project: Project, workdir: Path) -> dict[str, Measurement]:
     measured = {}
     for key, args in cases.items():
         progress(f"running imdb-predict {' '.join(args)}")
-        measured[key] = probed([*predict, *args], "imdb-predict", cwd=project.path, env=project.env, log=workdir / "predict.log")
+        measured[key] = probed(
+            [*predict, *args], "imdb-predict", cwd=project.path, env=project.env, log=workdir / "predict.log"
+        )
     return measured
 
 

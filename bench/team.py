@@ -53,7 +53,9 @@ class Clone:
         result = subprocess.run(args, cwd=self.path, env=self.env, capture_output=True, text=True)
         seconds = time.monotonic() - started
         if result.returncode != 0:
-            raise UserError(f"{self.name}: `{' '.join(args)}` failed: {(result.stderr or result.stdout).strip()[-500:]}")
+            raise UserError(
+                f"{self.name}: `{' '.join(args)}` failed: {(result.stderr or result.stdout).strip()[-500:]}"
+            )
         return seconds, result.stdout + result.stderr
 
     def cache_bytes(self) -> int:
@@ -79,7 +81,10 @@ def configure_remote(clone: Clone, url: str, keyfile: str | None) -> None:
     subprocess.run(["dvc", "remote", "add", "--local", "-d", "bench", url], cwd=clone.path, env=clone.env, check=True)
     if keyfile:
         subprocess.run(
-            ["dvc", "remote", "modify", "--local", "bench", "keyfile", keyfile], cwd=clone.path, env=clone.env, check=True
+            ["dvc", "remote", "modify", "--local", "bench", "keyfile", keyfile],
+            cwd=clone.path,
+            env=clone.env,
+            check=True,
         )
 
 

@@ -1,6 +1,6 @@
 """How a stage runs from the command line: user mistakes become one line, not a traceback."""
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 
 class UserError(Exception):

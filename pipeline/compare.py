@@ -24,9 +24,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 from pipeline.cli import UserError, run
 
@@ -220,7 +220,9 @@ def plot_errors(errors: Sequence[Mapping], plot_ids: Mapping[str, None] | None =
     for error in errors:
         name = error.get("name") or (next(iter(plot_ids)) if plot_ids else "every plot")
         source = error.get("source") or (next(iter(plot_ids)) if plot_ids else "?")
-        missing.append(Missing(error.get("rev", "?"), source, f"plot {name}", reason(error.get("type"), error.get("msg"))))
+        missing.append(
+            Missing(error.get("rev", "?"), source, f"plot {name}", reason(error.get("type"), error.get("msg")))
+        )
     return missing
 
 
@@ -410,7 +412,11 @@ def collect_plots(root: Path, revs: Sequence[str], images_dir: Path) -> tuple[di
     errors = result.get("errors") or []
     if all(error.get("name") for error in errors):
         return dict(result.get("data") or {}), plot_errors(errors)
-    ids = list(dict.fromkeys([*(result.get("data") or {}), *(e["name"] for e in errors if e.get("name")), *declared_plot_ids(root)]))
+    ids = list(
+        dict.fromkeys(
+            [*(result.get("data") or {}), *(e["name"] for e in errors if e.get("name")), *declared_plot_ids(root)]
+        )
+    )
     data: dict[str, list] = {}
     missing: list[Missing] = []
     for plot_id in ids:
@@ -441,7 +447,9 @@ def write_plots(folder: Path, revs: Sequence[str], data: Mapping[str, list]) -> 
     for plot_id in data:
         name = slugs[plot_id]
         if plot_id in specs:
-            (folder / f"{name}.vl.json").write_text(json.dumps(specs[plot_id], separators=(",", ":")) + "\n", encoding="utf-8")
+            (folder / f"{name}.vl.json").write_text(
+                json.dumps(specs[plot_id], separators=(",", ":")) + "\n", encoding="utf-8"
+            )
             (folder / f"{name}.png").write_bytes(render_png(plot_id, specs[plot_id]))
             sections.append(vega_plot_md(plot_id, f"{name}.png", f"{name}.vl.json"))
         elif plot_id in images:
@@ -526,7 +534,9 @@ def write_report(out: Path, revs: Sequence[str]) -> list[Missing]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("revs", nargs="*", metavar="REV", help="git revisions, branches, tags, experiment names or `workspace`")
+    parser.add_argument(
+        "revs", nargs="*", metavar="REV", help="git revisions, branches, tags, experiment names or `workspace`"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the report folder (default: {DEFAULT_OUT}/)")
     return parser.parse_args(argv)
 

@@ -12,9 +12,10 @@ import os
 import re
 import tarfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
 
 import pyarrow as pa
 from tqdm import tqdm

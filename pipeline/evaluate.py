@@ -73,7 +73,7 @@ def validation_summary(history: dict[str, list[float]]) -> dict:
 def roc_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[float]]:
     fpr, tpr = roc_curve(y_true, probabilities)
     grid = np.linspace(0.0, 1.0, ROC_POINTS)
-    return [[_round(f), _round(t)] for f, t in zip(grid, np.interp(grid, fpr, tpr))]
+    return [[_round(f), _round(t)] for f, t in zip(grid, np.interp(grid, fpr, tpr), strict=True)]
 
 
 def confusion_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[int]]:

@@ -5,7 +5,7 @@ turned into model input in exactly one way.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse

@@ -15,8 +15,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Iterator, Sequence
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +25,6 @@ import pyarrow.parquet as pq
 import scipy.sparse
 
 from pipeline.cli import UserError
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -26,16 +26,25 @@ import json
 import math
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 import numpy as np
 import scipy.sparse
 
 from pipeline import features, labels, text
 from pipeline.cli import UserError
-from pipeline.params import ACTIVATIONS, ModelParams, ParamsError, TrainParams, VectorizeParams, VocabParams, parse_section
+from pipeline.params import (
+    ACTIVATIONS,
+    ModelParams,
+    ParamsError,
+    TrainParams,
+    VectorizeParams,
+    VocabParams,
+    parse_section,
+)
 
 FORMAT = "imdb-sentiment-bundle"
 FORMAT_VERSION = 1
@@ -135,7 +144,7 @@ class Bundle:
     def num_words(self) -> int:
         return self.vocab.num_words
 
-    def with_metrics(self, metrics: dict) -> "Bundle":
+    def with_metrics(self, metrics: dict) -> Bundle:
         return replace(self, metrics=metrics)
 
     def metadata(self) -> dict:
@@ -229,7 +238,9 @@ class _Reader:
         activations = metadata.get("activations")
         if not (isinstance(activations, list) and activations and all(a in ACTIVATIONS for a in activations)):
             raise self.fail(f"activations must be a list of {', '.join(ACTIVATIONS)}")
-        expected = {METADATA, VOCABULARY} | {f"{kind}_{n}.npy" for n in range(len(activations)) for kind in ("kernel", "bias")}
+        expected = {METADATA, VOCABULARY} | {
+            f"{kind}_{n}.npy" for n in range(len(activations)) for kind in ("kernel", "bias")
+        }
         if vectorize.weighting == "tfidf":
             expected.add(IDF)
         if set(self.members) != expected:
@@ -284,7 +295,9 @@ class _Reader:
             terms = []
         encodable = num_words - text.INDEX_FROM - 1
         if len(terms) > encodable:
-            raise self.fail(f"{VOCABULARY} has {len(terms):,} terms; num_words = {num_words} encodes at most {encodable:,}")
+            raise self.fail(
+                f"{VOCABULARY} has {len(terms):,} terms; num_words = {num_words} encodes at most {encodable:,}"
+            )
         if len(set(terms)) != len(terms) or "" in terms:
             raise self.fail(f"{VOCABULARY} has an empty or repeated term")
         return terms
@@ -312,8 +325,15 @@ class _Reader:
             header_bytes = stream.tell()
             if dtype != DTYPE or fortran_order:
                 raise self.fail(f"{name} holds {dtype}, expected float32")
-            if len(found) != len(shape) or any(want is not None and want != got for want, got in zip(shape, found)):
-                wanted = "(" + ", ".join("any" if n is None else str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+            if len(found) != len(shape) or any(
+                want is not None and want != got for want, got in zip(shape, found, strict=True)
+            ):
+                wanted = (
+                    "("
+                    + ", ".join("any" if n is None else str(n) for n in shape)
+                    + ("," if len(shape) == 1 else "")
+                    + ")"
+                )
                 raise self.fail(f"{name} has shape {tuple(found)}, expected {wanted}")
             nbytes = DTYPE.itemsize * math.prod(found)
             if header_bytes + nbytes != info.file_size or info.file_size > MAX_MEMBER_BYTES:
@@ -339,7 +359,7 @@ class Scorer:
         self.word_of = {index: word for word, index in self.index_of.items()}
 
     @classmethod
-    def load(cls, path: str | Path) -> "Scorer":
+    def load(cls, path: str | Path) -> Scorer:
         return cls(read_bundle(Path(path)))
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
@@ -403,7 +423,8 @@ def strongest(
 ) -> dict[str, list[tuple[str, float]]]:
     """The `top` words pushing most towards each label, strongest first (ties: alphabetical)."""
     ranked = sorted(
-        ((word_of[int(i)], float(e)) for i, e in zip(words, effects)), key=lambda item: (-abs(item[1]), item[0])
+        ((word_of[int(i)], float(e)) for i, e in zip(words, effects, strict=True)),
+        key=lambda item: (-abs(item[1]), item[0]),
     )
     return {
         "positive": [(w, e) for w, e in ranked if e > 0][:top],

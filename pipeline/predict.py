@@ -28,9 +28,10 @@ import multiprocessing
 import os
 import re
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 import numpy as np
 
@@ -371,7 +372,7 @@ def score_chunk(scorer: Scorer, chunk: list[InputReview], args: argparse.Namespa
     probabilities = scorer.probabilities(scorer.features(sequences))
     effects = scorer.occlusion(sequences, probabilities) if args.explain else None
     out = []
-    for row, (review, sequence) in enumerate(zip(chunk, sequences)):
+    for row, (review, sequence) in enumerate(zip(chunk, sequences, strict=True)):
         result = Scored(
             review,
             probabilities[row],

@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 from array import array
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from itertools import count
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def rank_terms(corpus: Corpus) -> dict[str, int]:
     they rank below every term seen twice, so no useful num_words reaches them.
     """
     counts = np.bincount(corpus.ids, minlength=len(corpus.terms)).tolist()
-    kept = [(term, n) for term, n in zip(corpus.terms, counts) if n > 1 or " " not in term]
+    kept = [(term, n) for term, n in zip(corpus.terms, counts, strict=True) if n > 1 or " " not in term]
     ranked = sorted(kept, key=lambda item: (-item[1], item[0]))
     return {term: rank for rank, (term, _) in enumerate(ranked, start=1)}
 

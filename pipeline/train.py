@@ -2,9 +2,10 @@
 
 A fresh model on all training reviews for `epochs` (or `best`: the epoch with
 the lowest validation loss in the validation run's history), saved as a Keras
-model (data/model/model.keras; DVCLive logs its epochs in data/model/live/) and as an inference bundle (data/model/bundle.npz):
+model (data/model/model.keras) and as an inference bundle (data/model/bundle.npz):
 its weights with the vocabulary, idf and params that turn raw text into its
 input, so it scores reviews without TensorFlow or the rest of the project.
+DVCLive logs each epoch of the fit in data/model/live/.
 """
 from __future__ import annotations
 

@@ -63,7 +63,9 @@ def main() -> None:
         ),
     }
     for split in paths.SPLITS:
-        files.write_parquet(paths.encoded(split), encoded_table(raw[split]["label"], sequences[split], params.num_words))
+        files.write_parquet(
+            paths.encoded(split), encoded_table(raw[split]["label"], sequences[split], params.num_words)
+        )
     files.write_text(paths.DECODED_SAMPLES, decoded_samples(raw["train"], sequences["train"], word_index))
     print(f"{paths.WORD_INDEX}: {len(word_index)} words, {len(index_of)} kept (num_words={params.num_words})")
 

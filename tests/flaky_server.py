@@ -37,7 +37,7 @@ class FlakyServer:
         scheme = "https" if tls is not None else "http"
         self.url = f"{scheme}://127.0.0.1:{self._server.server_port}/{FILE_NAME}"
 
-    def __enter__(self) -> "FlakyServer":
+    def __enter__(self) -> FlakyServer:
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 

@@ -36,7 +36,7 @@ class SSHServer:
         self.port = 0
         self.process: subprocess.Popen | None = None
 
-    def start(self, die_after_bytes: int | None = None) -> "SSHServer":
+    def start(self, die_after_bytes: int | None = None) -> SSHServer:
         """Listens on the port it had before, if any, so the remote's URL stays valid."""
         args = [sys.executable, __file__, str(self.root), str(self.host_key), str(self.authorized_keys)]
         args += ["--port", str(self.port)]

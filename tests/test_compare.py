@@ -31,7 +31,7 @@ def parse_tables(markdown: str) -> list[list[dict[str, str]]]:
             rows = []
             i += 2
             while i < len(lines) and lines[i].startswith("| "):
-                rows.append(dict(zip(header, cells(lines[i]))))
+                rows.append(dict(zip(header, cells(lines[i]), strict=True)))
                 i += 1
             tables.append(rows)
         else:
@@ -138,7 +138,9 @@ def test_vega_specs_and_image_files_are_picked_from_dvc_json():
         "Gone": [],
     }
     assert compare.vega_specs(data) == {"Loss": spec}
-    assert compare.image_files(data) == {"metrics/loss.png": {"a": "/tmp/a_metrics_loss.png", "b": "/tmp/b_metrics_loss.png"}}
+    assert compare.image_files(data) == {
+        "metrics/loss.png": {"a": "/tmp/a_metrics_loss.png", "b": "/tmp/b_metrics_loss.png"}
+    }
     assert compare.spec_revs(spec) == ["a", "b"]
 
 
@@ -152,7 +154,13 @@ def test_for_png_switches_on_checkbox_params_and_leaves_the_spec_alone():
 
 def test_plot_errors_name_the_revision_and_file():
     errors = [
-        {"name": "ROC curve (test)", "rev": "b2", "source": "metrics/roc.csv", "type": "FileNotFoundError", "msg": "..."},
+        {
+            "name": "ROC curve (test)",
+            "rev": "b2",
+            "source": "metrics/roc.csv",
+            "type": "FileNotFoundError",
+            "msg": "...",
+        },
     ]
     assert compare.plot_errors(errors) == [
         compare.Missing("b2", "metrics/roc.csv", "plot ROC curve (test)", "not in this revision")
@@ -188,7 +196,9 @@ def test_pick_target_entries_prefers_the_declared_plot():
     assert compare.pick_target_entries({}, "Loss") == []
 
 
-@pytest.mark.parametrize("revs, message", [([], "no revision"), (["a", "a"], "more than once: a"), (["-x"], "not a revision")])
+@pytest.mark.parametrize(
+    "revs, message", [([], "no revision"), (["a", "a"], "more than once: a"), (["-x"], "not a revision")]
+)
 def test_bad_revision_lists_are_user_errors(revs, message):
     with pytest.raises(UserError, match=message):
         compare.check_revs(revs)
@@ -241,10 +251,18 @@ def write_results(repo: Path, run: dict) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     metrics = repo / "metrics"
     metrics.mkdir(exist_ok=True)
-    (metrics / "metrics.json").write_text(json.dumps({
-        "test": {"loss": round(0.3 - shift, 6), "accuracy": round(0.85 + shift, 6), "confusion_matrix": {"tn": 40, "fp": 10}},
-        "validation": {"best_epoch": 3 + int(shift * 20)},
-    }))
+    (metrics / "metrics.json").write_text(
+        json.dumps(
+            {
+                "test": {
+                    "loss": round(0.3 - shift, 6),
+                    "accuracy": round(0.85 + shift, 6),
+                    "confusion_matrix": {"tn": 40, "fp": 10},
+                },
+                "validation": {"best_epoch": 3 + int(shift * 20)},
+            }
+        )
+    )
     epochs = range(1, 6)
     with open(metrics / "history.csv", "w", newline="") as stream:
         out = csv.writer(stream)
@@ -367,7 +385,9 @@ def test_the_file_a_revision_lacks_is_named(report):
     section = index.split("## Missing files", 1)[1]
     [rows] = parse_tables(section)
     assert [(row["revision"], row["file"]) for row in rows] == [("b2", "metrics/roc.csv")]
-    assert result.stderr.strip().splitlines() == [compare.missing_line([compare.Missing("b2", "metrics/roc.csv", "", "")])]
+    assert result.stderr.strip().splitlines() == [
+        compare.missing_line([compare.Missing("b2", "metrics/roc.csv", "", "")])
+    ]
 
 
 @pytest.mark.e2e

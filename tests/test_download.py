@@ -4,6 +4,7 @@ import resource
 import ssl
 import tarfile
 import threading
+from itertools import pairwise
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -103,7 +104,7 @@ def test_retries_back_off_exponentially_then_fail_with_one_line(server, dest, bo
     with pytest.raises(fetch.DownloadError) as error:
         fetch.fetch(server.url, dest, sha256(body), sleep=waits.append)
     assert waits == list(fetch.RETRY_DELAYS)
-    assert all(later == 2 * earlier for earlier, later in zip(waits, waits[1:]))
+    assert all(later == 2 * earlier for earlier, later in pairwise(waits))
     tries = len(fetch.RETRY_DELAYS) + 1
     assert len(server.ranges) == tries
     assert str(error.value) == f"download of {server.url} failed after {tries} tries: HTTP 500 Internal Server Error"
@@ -251,7 +252,7 @@ def test_table_is_ordered_by_id_then_label_with_label_from_folder(tmp_path):
     assert table["id"].to_pylist() == [0, 0, 1, 1, 2, 2]
     assert table["label"].to_pylist() == [0, 1, 0, 1, 0, 1]
     ratings, labels = table["rating"].to_pylist(), table["label"].to_pylist()
-    assert all((rating >= 7) == bool(label) for rating, label in zip(ratings, labels))
+    assert all((rating >= 7) == bool(label) for rating, label in zip(ratings, labels, strict=True))
 
 
 def test_wrong_review_count_is_refused_with_the_folder_named(tmp_path):
@@ -335,7 +336,9 @@ def run_download_stage(project: Path, archive: Path, per_folder: int, monkeypatc
     """Runs the download stage in `project` as `python -m pipeline.download` would; returns (exit code, out, err)."""
     project.mkdir(exist_ok=True)
     params = (ROOT / "params.yaml").read_text()
-    (project / "params.yaml").write_text(params.replace("reviews_per_folder: 12500", f"reviews_per_folder: {per_folder}"))
+    (project / "params.yaml").write_text(
+        params.replace("reviews_per_folder: 12500", f"reviews_per_folder: {per_folder}")
+    )
     monkeypatch.chdir(project)
     monkeypatch.setenv("IMDB_ARCHIVE", str(archive))
     try:

@@ -51,9 +51,13 @@ def test_the_scorer_gives_what_keras_predict_gives(params):
 def test_a_review_scores_the_same_alone_or_among_others():
     x, _ = toy_data(rows=3000, seed=5)
     layers = bundle().layers
-    deep = [Layer(np.random.default_rng(6).standard_normal((NUM_WORDS, 64)).astype("float32"), np.zeros(64, "float32"), "tanh"),
-            Layer(np.random.default_rng(7).standard_normal((64, 64)).astype("float32"), np.zeros(64, "float32"), "gelu"),
-            Layer(np.random.default_rng(8).standard_normal((64, 1)).astype("float32"), np.zeros(1, "float32"), "sigmoid")]
+    deep = [
+        Layer(
+            np.random.default_rng(6).standard_normal((NUM_WORDS, 64)).astype("float32"), np.zeros(64, "float32"), "tanh"
+        ),
+        Layer(np.random.default_rng(7).standard_normal((64, 64)).astype("float32"), np.zeros(64, "float32"), "gelu"),
+        Layer(np.random.default_rng(8).standard_normal((64, 1)).astype("float32"), np.zeros(1, "float32"), "sigmoid"),
+    ]
     for stack in (layers, deep):
         together = forward(stack, x)
         alone = np.concatenate([forward(stack, x[start : start + size]) for start, size in ((0, 1), (1, 7), (8, 2992))])
@@ -108,7 +112,7 @@ def test_a_bundle_reads_back_as_written_and_its_bytes_depend_only_on_its_content
             original.vocab, original.vectorize, original.model, original.train,
         )
         assert loaded.vocabulary == VOCABULARY and loaded.metrics == {"accuracy": 0.9}
-        for got, want in zip(loaded.layers, original.layers):
+        for got, want in zip(loaded.layers, original.layers, strict=True):
             np.testing.assert_array_equal(got.kernel, want.kernel)
             np.testing.assert_array_equal(got.bias, want.bias)
             assert got.activation == want.activation
@@ -176,25 +180,50 @@ HOSTILE = {
     "truncated": (GOOD[: len(GOOD) // 2], "is not a valid model bundle ("),
     "a corrupted byte": (bytes(_flipped), "is not a valid model bundle"),
     "not a zip": (b"\x89HDF\r\n\x1a\n" + bytes(100), "is not a valid model bundle (File is not a zip file)"),
-    "another format version": (with_metadata(format_version=2), "is a bundle of format version 2, and this code reads version 1"),
+    "another format version": (
+        with_metadata(format_version=2),
+        "is a bundle of format version 2, and this code reads version 1",
+    ),
     "metadata that is not JSON": (with_member("metadata.json", b"{oops"), "metadata.json is not JSON"),
-    "a bad param": (with_metadata(params={**json.loads(members(bundle())["metadata.json"])["params"],
-                                          "vectorize": {"weighting": "magic"}}),
-                    "vectorize.weighting = 'magic' is not allowed"),
+    "a bad param": (
+        with_metadata(
+            params={**json.loads(members(bundle())["metadata.json"])["params"], "vectorize": {"weighting": "magic"}}
+        ),
+        "vectorize.weighting = 'magic' is not allowed",
+    ),
     "an unknown activation": (with_metadata(activations=["relu", "exec"]), "activations must be a list of"),
-    "a pickled array": (with_member("bias_0.npy", npy(np.array([print], dtype=object))), "bias_0.npy holds object, expected float32"),
-    "a kernel of the wrong shape": (with_member("kernel_0.npy", npy(np.zeros((NUM_WORDS, 5), "float32"))),
-                                    "bias_0.npy has shape (4,), expected (5,)"),
-    "non-finite weights": (with_member("bias_0.npy", npy(np.array([0, np.nan, 0, 0], "float32"))), "bias_0.npy has non-finite values"),
+    "a pickled array": (
+        with_member("bias_0.npy", npy(np.array([print], dtype=object))),
+        "bias_0.npy holds object, expected float32",
+    ),
+    "a kernel of the wrong shape": (
+        with_member("kernel_0.npy", npy(np.zeros((NUM_WORDS, 5), "float32"))),
+        "bias_0.npy has shape (4,), expected (5,)",
+    ),
+    "non-finite weights": (
+        with_member("bias_0.npy", npy(np.array([0, np.nan, 0, 0], "float32"))),
+        "bias_0.npy has non-finite values",
+    ),
     "a vocabulary too large for the weights": (
         with_member("vocabulary.txt", "\n".join(f"w{i}" for i in range(NUM_WORDS)).encode()),
         f"vocabulary.txt has {NUM_WORDS} terms; num_words = {NUM_WORDS} encodes at most 26",
     ),
-    "weights for another vocabulary": (with_metadata(**{"params": {**json.loads(members(bundle())["metadata.json"])["params"],
-                                                                   "vocab": {"num_words": 20, "skip_top": 0, "ngram_range": [1, 1]}}}),
-                                       "kernel_0.npy has shape (30, 4), expected (20, any)"),
+    "weights for another vocabulary": (
+        with_metadata(
+            **{
+                "params": {
+                    **json.loads(members(bundle())["metadata.json"])["params"],
+                    "vocab": {"num_words": 20, "skip_top": 0, "ngram_range": [1, 1]},
+                }
+            }
+        ),
+        "kernel_0.npy has shape (30, 4), expected (20, any)",
+    ),
     "a repeated term": (with_member("vocabulary.txt", b"a\nb\na"), "vocabulary.txt has an empty or repeated term"),
-    "a missing layer": (zipped({k: v for k, v in members(bundle()).items() if k != "kernel_1.npy"}), "missing kernel_1.npy"),
+    "a missing layer": (
+        zipped({k: v for k, v in members(bundle()).items() if k != "kernel_1.npy"}),
+        "missing kernel_1.npy",
+    ),
     "an extra member": (with_member("setup.py", b"import os"), "unexpected member setup.py"),
     "metadata claiming gigabytes": (with_metadata(padding="x" * 2_000_000), "metadata.json claims 2,"),
 }

@@ -50,7 +50,12 @@ def test_project_params_leave_every_improvement_off():
         ("validate", "epochs", 0, r"validate\.epochs = 0 .*an integer >= 1"),
         ("validate", "val_size", -5, r"validate\.val_size = -5"),
         ("train", "epochs", "last", r"train\.epochs = 'last' .*an integer >= 1, or best"),
-        ("vocab", "ngram_range", [2, 1], r"vocab\.ngram_range = \[2, 1\] .*\[min_n, max_n\] with 1 <= min_n <= max_n <= 3"),
+        (
+            "vocab",
+            "ngram_range",
+            [2, 1],
+            r"vocab\.ngram_range = \[2, 1\] .*\[min_n, max_n\] with 1 <= min_n <= max_n <= 3",
+        ),
         ("vocab", "ngram_range", 2, r"vocab\.ngram_range = 2 is not allowed"),
         ("vocab", "ngram_range", [1, 4], r"vocab\.ngram_range = \[1, 4\] is not allowed"),
         ("vectorize", "weighting", "bm25", r"vectorize\.weighting = 'bm25' .*one of binary, count, tfidf"),

@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from pipeline import inference, predict
-from pipeline.labels import NAMES as label_names
 from pipeline.cli import UserError
+from pipeline.labels import NAMES as label_names
 from pipeline.params import load_params
 from testbed.archives import official_extras, review_members, write_archive
 from testbed.project import make_project
@@ -169,7 +169,7 @@ def test_scoring_the_test_reviews_reproduces_the_evaluate_stage(built, request, 
     monkeypatch.chdir(in_project.path)
     raw = pq.read_table(in_project.path / "data/raw/test.parquet")
     reviews = tmp_path / "test.jsonl"
-    rows = zip(raw["id"].to_pylist(), raw["text"].to_pylist())
+    rows = zip(raw["id"].to_pylist(), raw["text"].to_pylist(), strict=True)
     reviews.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in rows), encoding="utf-8")
     status, out, _ = call(capsys, "--json", "--file", str(reviews))
     assert status == 0
@@ -244,7 +244,7 @@ def test_explain_does_not_change_the_scores(in_project, capsys, tmp_path, monkey
     _, plain, _ = call(capsys, "--json", "--file", reviews)
     monkeypatch.setattr(inference, "EXPLAIN_NONZEROS", 10)  # one forward pass per review or two
     _, explained, _ = call(capsys, "--json", "--explain", "--file", reviews)
-    for a, b in zip(records(plain), records(explained)):
+    for a, b in zip(records(plain), records(explained), strict=True):
         assert a == {k: v for k, v in b.items() if k != "explain"}
     explain = records(explained)[3]["explain"]
     assert [e["word"] for direction in ("positive", "negative") for e in explain[direction]] == ["film"]
@@ -481,9 +481,18 @@ def test_params_yaml_is_checked_against_the_params_the_model_was_built_with():
     )
     predict.check_built_with(bundle, params)
     changed = [
-        (dataclasses.replace(params, vocab=dataclasses.replace(params.vocab, skip_top=5)), r"vocab\.skip_top = 5 but the model was built with 0"),
-        (dataclasses.replace(params, vocab=dataclasses.replace(params.vocab, ngram_range=(1, 2))), r"vocab\.ngram_range = \[1, 2\] but the model was built with \[1, 1\]"),
-        (dataclasses.replace(params, vectorize=dataclasses.replace(params.vectorize, weighting="tfidf")), r"vectorize\.weighting = tfidf but the model was built with binary"),
+        (
+            dataclasses.replace(params, vocab=dataclasses.replace(params.vocab, skip_top=5)),
+            r"vocab\.skip_top = 5 but the model was built with 0",
+        ),
+        (
+            dataclasses.replace(params, vocab=dataclasses.replace(params.vocab, ngram_range=(1, 2))),
+            r"vocab\.ngram_range = \[1, 2\] but the model was built with \[1, 1\]",
+        ),
+        (
+            dataclasses.replace(params, vectorize=dataclasses.replace(params.vectorize, weighting="tfidf")),
+            r"vectorize\.weighting = tfidf but the model was built with binary",
+        ),
     ]
     for now, message in changed:
         with pytest.raises(UserError, match=message):

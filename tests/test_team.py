@@ -165,7 +165,11 @@ def _clone_a_pushes_everything(root: Path, remote) -> Team:
     a.run("git", "push", "-q", "origin", "main", f"{ARTIFACT}@v1.0.0")
     a.dvc("exp", "run", "-n", "narrow", "-S", "model.units=4")  # results stay in A's workspace
     # what `make experiments PUSH=origin` does with the experiments it ran
-    a.run(sys.executable, "-c", "from pipeline.experiments import push_experiments; push_experiments('origin', ['narrow'])")
+    a.run(
+        sys.executable,
+        "-c",
+        "from pipeline.experiments import push_experiments; push_experiments('origin', ['narrow'])",
+    )
     return Team(
         root, remote, origin, a, commits,
         narrow_metrics=(a.path / "metrics/metrics.json").read_bytes(),

@@ -81,7 +81,13 @@ def test_every_encoded_index_is_a_marker_or_a_kept_rank(reviews, num_words):
 
 def test_terms_add_word_pairs_after_the_words():
     assert text.terms("Not good, not bad", (1, 2)) == ["not", "good", "not", "bad", "not good", "good not", "not bad"]
-    assert text.terms("Not good, not bad", (2, 3)) == ["not good", "good not", "not bad", "not good not", "good not bad"]
+    assert text.terms("Not good, not bad", (2, 3)) == [
+        "not good",
+        "good not",
+        "not bad",
+        "not good not",
+        "good not bad",
+    ]
     assert text.terms("Not good", (1, 1)) == text.tokenize("Not good")
 
 
