@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -142,12 +143,15 @@ def write_python_probe(folder: Path, log: Path) -> Path:
     return folder
 
 
-def stage_measurements(dvc_yaml: Path, log: Path) -> dict[str, Measurement]:
-    """Each stage's Measurement, matched to dvc.yaml by the arguments of its `python` command."""
+def stage_measurements(dvc_yaml: Path, log: Path, names: Sequence[str] | None = None) -> dict[str, Measurement]:
+    """Each stage's Measurement (of the named ones, or all), matched to dvc.yaml by the
+    arguments of its `python` command."""
     runs = read_measurements(log)
     stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
     measured = {}
     for name, stage in stages.items():
+        if names is not None and name not in names:
+            continue
         program, *args = shlex.split(stage["cmd"])
         match = [run for run in runs if run.argv[1:] == args]
         if program != "python" or len(match) != 1:
@@ -158,10 +162,12 @@ def stage_measurements(dvc_yaml: Path, log: Path) -> dict[str, Measurement]:
     return measured
 
 
-def measured_repro(project: Project, workdir: Path, *args: str) -> tuple[Measurement, dict[str, Measurement]]:
+def measured_repro(
+    project: Project, workdir: Path, *args: str, stages: Sequence[str] | None = None
+) -> tuple[Measurement, dict[str, Measurement]]:
     """`dvc repro ARGS` in project under the probe, each stage it runs under the probe too
-    (a `python` first on their PATH): the whole run's Measurement and each stage's, by name.
-    dvc's output goes to workdir/dvc.log."""
+    (a `python` first on their PATH): the whole run's Measurement and each stage's (of
+    `stages`, or all), by name. dvc's output goes to workdir/dvc.log."""
     stage_log = workdir / "stages.jsonl"
     probe_bin = write_python_probe(workdir / "probe-bin", stage_log)
     stages_probed = {**project.env, "PATH": f"{probe_bin}{os.pathsep}{project.env['PATH']}"}
@@ -169,7 +175,7 @@ def measured_repro(project: Project, workdir: Path, *args: str) -> tuple[Measure
     whole = probed(
         argv, " ".join(["dvc", "repro", *args]), cwd=project.path, env=stages_probed, log=workdir / "dvc.log"
     )
-    return whole, stage_measurements(project.path / "dvc.yaml", stage_log)
+    return whole, stage_measurements(project.path / "dvc.yaml", stage_log, stages)
 
 
 def epoch_ends(run: Measurement) -> list[float]:

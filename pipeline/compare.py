@@ -36,6 +36,7 @@ INDEX = "index.md"
 MARKER = "<!-- written by python -m pipeline.compare; replaced whole by its next run -->"
 SCALE = 2  # PNG pixels per Vega-Lite pixel
 ABSENT = "—"
+MISSING_SHOWN = 4  # files named on stderr; index.md lists them all
 
 
 @dataclass(frozen=True)
@@ -251,9 +252,12 @@ def missing_section(revs: Sequence[str], missing: Sequence[Missing]) -> str:
 
 
 def missing_line(missing: Sequence[Missing]) -> str:
-    """The one line for stderr: which revision lacks which file."""
+    """The one line for stderr: which revision lacks which file (the first few)."""
     pairs = list(dict.fromkeys(f"{m.path} at {m.rev}" for m in missing))
-    return "compare: missing " + ", ".join(pairs) + " (see the report's Missing files)"
+    shown = ", ".join(pairs[:MISSING_SHOWN])
+    if len(pairs) > MISSING_SHOWN:
+        shown += f" and {len(pairs) - MISSING_SHOWN} more"
+    return f"compare: missing {shown} (see the report's Missing files)"
 
 
 def image_row(revs: Sequence[str], files: Mapping[str, str], title: str) -> str:
@@ -290,8 +294,9 @@ def index_markdown(
     ])
 
 
-def vega_plot_md(title: str, png: str, spec_file: str) -> str:
-    return f"### {title}\n\n![{title}]({png})\n\n[Vega-Lite spec]({spec_file})\n"
+def vega_plot_md(title: str, png: str, spec_file: str | None) -> str:
+    spec = f"\n[Vega-Lite spec]({spec_file})\n" if spec_file else ""
+    return f"### {title}\n\n![{title}]({png})\n{spec}"
 
 
 def image_plot_md(title: str, revs: Sequence[str], files: Mapping[str, str]) -> str:
@@ -438,7 +443,7 @@ def render_png(plot_id: str, spec: dict) -> bytes:
         raise UserError(f"cannot render the plot {plot_id!r}: {str(error).splitlines()[0]}") from None
 
 
-def write_plots(folder: Path, revs: Sequence[str], data: Mapping[str, list]) -> list[str]:
+def write_plots(folder: Path, revs: Sequence[str], data: Mapping[str, list], specs_too: bool = True) -> list[str]:
     """Writes each plot's files into folder; returns index.md's section per plot."""
     specs, images = vega_specs(data), image_files(data)
     slugs = unique_slugs(list(data))
@@ -447,11 +452,12 @@ def write_plots(folder: Path, revs: Sequence[str], data: Mapping[str, list]) -> 
     for plot_id in data:
         name = slugs[plot_id]
         if plot_id in specs:
-            (folder / f"{name}.vl.json").write_text(
-                json.dumps(specs[plot_id], separators=(",", ":")) + "\n", encoding="utf-8"
-            )
+            spec_file = f"{name}.vl.json" if specs_too else None
+            if spec_file:
+                spec = json.dumps(specs[plot_id], separators=(",", ":"))
+                (folder / spec_file).write_text(spec + "\n", encoding="utf-8")
             (folder / f"{name}.png").write_bytes(render_png(plot_id, specs[plot_id]))
-            sections.append(vega_plot_md(plot_id, f"{name}.png", f"{name}.vl.json"))
+            sections.append(vega_plot_md(plot_id, f"{name}.png", spec_file))
         elif plot_id in images:
             files = {}
             for rev, source in images[plot_id].items():
@@ -512,7 +518,7 @@ def _umask() -> int:
     return mask
 
 
-def write_report(out: Path, revs: Sequence[str]) -> list[Missing]:
+def write_report(out: Path, revs: Sequence[str], specs_too: bool = True) -> list[Missing]:
     """Builds the report folder at out; returns the files revisions lack."""
     check_revs(revs)
     with building(out) as folder:
@@ -523,7 +529,7 @@ def write_report(out: Path, revs: Sequence[str]) -> list[Missing]:
             params, missing_params = show_per_rev(repo.params.show, revs, "params")
         with tempfile.TemporaryDirectory() as images:
             data, missing_plots = collect_plots(root, revs, Path(images))
-            plots = write_plots(folder, revs, data)
+            plots = write_plots(folder, revs, data, specs_too)
         missing = in_rev_order(revs, [*missing_metrics, *missing_params, *missing_plots])
         text = index_markdown(
             revs, params_section(revs, params), metrics_section(revs, metrics), plots, missing_section(revs, missing)
@@ -537,6 +543,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "revs", nargs="*", metavar="REV", help="git revisions, branches, tags, experiment names or `workspace`"
     )
+    parser.add_argument(
+        "--no-specs", action="store_true",
+        help="leave out each plot's Vega-Lite spec (.vl.json; the confusion matrix's holds every review, megabytes)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the report folder (default: {DEFAULT_OUT}/)")
     return parser.parse_args(argv)
 
@@ -544,7 +554,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out = args.out.absolute()
-    missing = write_report(out, args.revs)
+    missing = write_report(out, args.revs, specs_too=not args.no_specs)
     if missing:
         print(missing_line(missing), file=sys.stderr)
     print(f"wrote {out / INDEX}")

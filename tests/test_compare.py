@@ -189,6 +189,14 @@ def test_missing_section_and_line_follow_the_revisions_order():
     assert "Every revision has every declared file" in compare.missing_section(["a"], [])
 
 
+def test_the_stderr_line_names_the_first_few_files_and_counts_the_rest():
+    missing = [compare.Missing("a", f"data/file{i}.tsv", "plot", "not in this revision") for i in range(7)]
+    line = compare.missing_line(missing)
+    shown = compare.MISSING_SHOWN
+    assert all(f"data/file{i}.tsv at a" in line for i in range(shown)) and f"data/file{shown}.tsv" not in line
+    assert f"and {7 - shown} more" in line
+
+
 def test_pick_target_entries_prefers_the_declared_plot():
     data = {"dvc.yaml::metrics/h.csv": ["declared"], "metrics/h.csv": ["bare file"]}
     assert compare.pick_target_entries(data, "metrics/h.csv") == ["declared"]
@@ -314,16 +322,20 @@ def run_compare(repo: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def declared_plots() -> tuple[list[str], list[str]]:
-    """dvc.yaml's data plots (with a template) and image plots."""
+def declared_plots() -> tuple[list[str], list[str], list[str]]:
+    """dvc.yaml's data plots of git-tracked files (metrics/), its image plots, and its data
+    plots of DVC outputs (data/: DVCLive's files), which a repository without a DVC cache
+    lacks."""
     config = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    data, images = [], []
+    tracked, images, outputs = [], [], []
     for entry in config["plots"]:
         if isinstance(entry, str) and entry.endswith(".png"):
             images.append(entry)
-        else:
-            data.append(entry if isinstance(entry, str) else next(iter(entry)))
-    return data, images
+            continue
+        plot_id, props = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+        sources = list(props.get("y", {})) if isinstance(props.get("y"), dict) else [plot_id]
+        (outputs if all(path.startswith("data/") for path in sources) else tracked).append(plot_id)
+    return tracked, images, outputs
 
 
 @pytest.fixture(scope="module")
@@ -359,7 +371,7 @@ def test_report_tables_have_a_column_per_revision_and_the_committed_values(repor
 @pytest.mark.e2e
 def test_every_declared_plot_is_rendered_with_one_series_per_revision(report):
     folder, _ = report
-    data_plots, image_plots = declared_plots()
+    data_plots, image_plots, _ = declared_plots()
     index = (folder / "index.md").read_text()
     for plot_id in data_plots:
         name = compare.slug(plot_id)
@@ -384,10 +396,17 @@ def test_the_file_a_revision_lacks_is_named(report):
     index = (folder / "index.md").read_text()
     section = index.split("## Missing files", 1)[1]
     [rows] = parse_tables(section)
-    assert [(row["revision"], row["file"]) for row in rows] == [("b2", "metrics/roc.csv")]
-    assert result.stderr.strip().splitlines() == [
-        compare.missing_line([compare.Missing("b2", "metrics/roc.csv", "", "")])
-    ]
+    tracked = [(row["revision"], row["file"]) for row in rows if not row["file"].startswith("data/")]
+    assert tracked == [("b2", "metrics/roc.csv")]
+    # DVCLive's files are DVC outputs, and this repository has no DVC cache: every
+    # revision lacks them, and their plots say so instead of an image
+    _, _, output_plots = declared_plots()
+    for plot_id in output_plots:
+        needed = {row["revision"] for row in rows if row["needed for"] == f"plot {plot_id}"}
+        assert needed == set(RUNS), plot_id
+        assert not (folder / f"{compare.slug(plot_id)}.png").exists()
+    [line] = result.stderr.strip().splitlines()
+    assert line == compare.missing_line([compare.Missing(row["revision"], row["file"], "", "") for row in rows])
 
 
 @pytest.mark.e2e
