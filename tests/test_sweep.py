@@ -11,14 +11,8 @@ import pytest
 
 from pipeline import experiments
 from testbed.archives import review_members, write_archive
+from tests.test_pipeline import PER_FOLDER, SMALL
 
-PER_FOLDER = 60
-SMALL = dict(
-    download={"reviews_per_folder": PER_FOLDER},
-    vocab={"num_words": 30},
-    model={"batch_size": 16},
-    validate={"val_size": 40, "epochs": 3},
-)
 LIVE_EVAL_LOSS = "data/validation/live/plots/metrics/eval/loss.tsv"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
