@@ -46,7 +46,24 @@ def _quiet_start_up() -> Iterator[None]:
             os.close(stderr)
 
 
-with _quiet_start_up():
+@contextlib.contextmanager
+def _not_importable(*packages: str) -> Iterator[None]:
+    """Makes `import package` fail inside the block, for those not imported yet."""
+    hidden = [name for name in packages if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # Python's marker for "cannot be imported"
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
+# Keras imports scikit-learn (for its scikit-learn wrappers, pulling in scipy.stats
+# and scipy.optimize) and matplotlib (for image galleries) whenever they are
+# installed: over a second of every start-up, for nothing used here.
+with _quiet_start_up(), _not_importable("sklearn", "matplotlib"):
     import keras
     import tensorflow as tf
 
