@@ -7,6 +7,7 @@ import weakref
 
 import keras
 import numpy as np
+import scipy.sparse
 
 from pipeline import history, training
 from pipeline.features import log_count_ratio, scale_columns, vectorize_sequences
@@ -103,6 +104,44 @@ def test_batches_scale_columns_for_multi_hot_and_weighted_features():
     np.testing.assert_array_equal(ones, x.toarray())
 
 
+def test_sparse_product_is_kerass_bit_for_bit_with_its_gradient():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    dense = (rng.random((12, 30)) < 0.3) * rng.random((12, 30)).astype(np.float32)
+    dense[4] = 0
+    dense[10:] = 0  # empty rows, inside and at the end
+    for x in (scipy.sparse.csr_matrix(dense), scipy.sparse.csr_matrix(dense > 0, dtype=np.float32)):
+        batch = next(iter(training.sparse_batches(x, batch_size=12)))
+        kernel = tf.Variable(rng.normal(size=(30, 5)).astype(np.float32))
+        upstream = tf.constant(rng.normal(size=(12, 5)).astype(np.float32))
+        results = []
+        for product in (lambda: keras.ops.matmul(batch, kernel), lambda: training.sparse_product(batch, tf.convert_to_tensor(kernel))):
+            with tf.GradientTape() as tape:
+                out = product()
+                total = tf.reduce_sum(out * upstream)
+            gradient = tape.gradient(total, kernel)
+            assert isinstance(gradient, tf.IndexedSlices)  # as Keras's: the optimizer updates it as sparse
+            results.append((out.numpy(), tf.convert_to_tensor(gradient).numpy()))
+        (keras_out, keras_gradient), (out, gradient) = results
+        np.testing.assert_array_equal(out, keras_out)
+        np.testing.assert_array_equal(gradient, keras_gradient)
+
+
+def test_fit_gives_what_kerass_own_dense_layer_gives_and_keeps_it_plain(monkeypatch):
+    x, y = toy_data()
+    fits = []
+    for _ in range(2):
+        model, fitted = training.train_model(CHAPTER, lambda: (x, y), epochs=3, load_validation=lambda: (x[:16], y[:16]))
+        assert all(type(layer) is keras.layers.Dense for layer in dense_layers(model))
+        fits.append((fitted, model.get_weights()))
+        monkeypatch.setattr(training, "_SparseInputDense", keras.layers.Dense)  # the second fit: Keras's own product
+    (ours, our_weights), (keras_history, keras_weights) = fits
+    assert ours == keras_history
+    for mine, theirs in zip(our_weights, keras_weights):
+        np.testing.assert_array_equal(mine, theirs)
+
+
 def test_train_model_lets_go_of_the_matrices_it_read_before_fitting(monkeypatch):
     x, y = toy_data()
     alive = []
@@ -191,6 +230,16 @@ def test_saved_model_is_byte_identical_and_loads_with_the_same_predictions(tmp_p
     assert saved[0] == saved[1]
     loaded = keras.models.load_model(tmp_path / "model0.keras")
     np.testing.assert_array_equal(scores(loaded, x), scores(model, x))
+
+
+def test_keras_loads_without_scikit_learn_and_matplotlib_which_stay_importable():
+    check = (
+        "import sys, pipeline.training; "
+        "assert not {'sklearn', 'matplotlib'} & set(sys.modules), 'loaded'; "
+        "import sklearn, matplotlib"
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_tensorflow_loads_without_printing_its_start_up_lines():
