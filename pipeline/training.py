@@ -147,7 +147,8 @@ def sparse_product(x: tf.SparseTensor, kernel: tf.Tensor) -> tf.Tensor:
 
         def gradient(upstream):
             by_row = tf.sparse.sparse_dense_matmul(x, upstream, adjoint_a=True)
-            return tf.IndexedSlices(by_row, tf.range(tf.shape(by_row, out_type=tf.int64)[0]), tf.shape(by_row, out_type=tf.int64))
+            shape = tf.shape(by_row, out_type=tf.int64)
+            return tf.IndexedSlices(by_row, tf.range(shape[0]), shape)
 
         return summed, gradient
 

@@ -116,9 +116,9 @@ def test_sparse_product_is_kerass_bit_for_bit_with_its_gradient():
         kernel = tf.Variable(rng.normal(size=(30, 5)).astype(np.float32))
         upstream = tf.constant(rng.normal(size=(12, 5)).astype(np.float32))
         results = []
-        for product in (lambda: keras.ops.matmul(batch, kernel), lambda: training.sparse_product(batch, tf.convert_to_tensor(kernel))):
+        for product in (keras.ops.matmul, lambda b, k: training.sparse_product(b, tf.convert_to_tensor(k))):
             with tf.GradientTape() as tape:
-                out = product()
+                out = product(batch, kernel)
                 total = tf.reduce_sum(out * upstream)
             gradient = tape.gradient(total, kernel)
             assert isinstance(gradient, tf.IndexedSlices)  # as Keras's: the optimizer updates it as sparse
@@ -132,13 +132,15 @@ def test_fit_gives_what_kerass_own_dense_layer_gives_and_keeps_it_plain(monkeypa
     x, y = toy_data()
     fits = []
     for _ in range(2):
-        model, fitted = training.train_model(CHAPTER, lambda: (x, y), epochs=3, load_validation=lambda: (x[:16], y[:16]))
+        model, fitted = training.train_model(
+            CHAPTER, lambda: (x, y), epochs=3, load_validation=lambda: (x[:16], y[:16])
+        )
         assert all(type(layer) is keras.layers.Dense for layer in dense_layers(model))
         fits.append((fitted, model.get_weights()))
         monkeypatch.setattr(training, "_SparseInputDense", keras.layers.Dense)  # the second fit: Keras's own product
     (ours, our_weights), (keras_history, keras_weights) = fits
     assert ours == keras_history
-    for mine, theirs in zip(our_weights, keras_weights):
+    for mine, theirs in zip(our_weights, keras_weights, strict=True):
         np.testing.assert_array_equal(mine, theirs)
 
 
