@@ -213,20 +213,28 @@ def _split_words(offsets: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, pa.
     inside = apostrophes[(apostrophes > offsets[string]) & (apostrophes + 1 < offsets[string + 1])]
     in_word[inside[in_word[inside - 1] & in_word[inside + 1]]] = True
 
-    first = in_word.copy()  # a word's first byte
-    first[1:] &= ~in_word[:-1]
-    last = in_word.copy()  # a word's last byte
-    last[:-1] &= ~in_word[1:]
+    first = np.empty_like(in_word)  # a word's first byte: a word byte after none
+    first[:1] = in_word[:1]
+    np.greater(in_word[1:], in_word[:-1], out=first[1:])
+    last = np.empty_like(in_word)  # a word's last byte: a word byte before none
+    last[-1:] = in_word[-1:]
+    np.greater(in_word[:-1], in_word[1:], out=last[:-1])
     # where one string ends in a word and the next starts with one: two words
     between = offsets[1:-1][(offsets[1:-1] > 0) & (offsets[1:-1] < len(data))]
     between = between[in_word[between - 1] & in_word[between]]
     first[between] = True
     last[between - 1] = True
     starts, ends = np.flatnonzero(first), np.flatnonzero(last) + 1
-
-    word_offsets = row_offsets(ends - starts).astype(np.int32)  # a chunk is far below 2 GB
-    words = pa.StringArray.from_buffers(len(starts), pa.py_buffer(word_offsets), pa.py_buffer(data[in_word]))
-    return np.diff(np.searchsorted(starts, offsets)), words
+    lengths = np.diff(np.searchsorted(starts, offsets))
+    if not len(starts):
+        return lengths, pa.array([], pa.string())
+    if len(data) >= 2**31:
+        raise ValueError("a review of 2 GB or more")
+    # The bytes as strings that are, in turn, a word and what lies between it and the next.
+    bounds = np.empty(2 * len(starts), np.int32)
+    bounds[0::2], bounds[1::2] = starts, ends
+    spans = pa.StringArray.from_buffers(len(bounds) - 1, pa.py_buffer(bounds), pa.py_buffer(data))
+    return lengths, spans.take(pa.array(np.arange(0, len(bounds) - 1, 2, dtype=np.int32)))
 
 
 def _word_bytes(data: np.ndarray) -> np.ndarray:
@@ -304,17 +312,26 @@ def levels(offsets: np.ndarray, word_ids: np.ndarray, high: int, base: int, numb
 # ---------------------------------------------------------------- word index
 
 
-class _Dictionary:
-    """Numbers every distinct code of each level, in order of first appearance, and keeps
-    each id's code, to spell the n-grams that make it into the word index."""
+class _Counter:
+    """Numbers and counts the distinct codes of each level, keeping each id's code to spell
+    the n-grams that make it into the word index."""
 
-    def __init__(self):
-        self.codes: dict[int, np.ndarray] = {}
+    def __init__(self, high: int):
+        self.high = high
+        self.codes: dict[int, np.ndarray] = {}  # per n, the code of each id
+        self.counts: dict[int, np.ndarray] = {}  # per n, how often each id occurs
 
-    def __call__(self, n: int, codes: np.ndarray) -> np.ndarray:
+    def __call__(self, n: int, codes: np.ndarray) -> np.ndarray | None:
+        if n == self.high:
+            # no longer n-gram is built on these: counts suffice, and numpy's unique
+            # finds them faster than a hash table without the ids
+            self.codes[n], self.counts[n] = np.unique(codes, return_counts=True)
+            return None
         encoded = pc.dictionary_encode(pa.array(codes))
         self.codes[n] = encoded.dictionary.to_numpy()
-        return encoded.indices.to_numpy()
+        ids = encoded.indices.to_numpy()
+        self.counts[n] = np.bincount(ids, minlength=len(self.codes[n]))
+        return ids
 
 
 def rank_terms(corpus: Corpus) -> dict[str, int]:
@@ -322,14 +339,15 @@ def rank_terms(corpus: Corpus) -> dict[str, int]:
     seen only once are left out."""
     low, high = corpus.ngram_range
     base = max(len(corpus.words), 1)
-    dictionary = _Dictionary()
+    counter = _Counter(high)
+    counter.counts[1] = np.bincount(corpus.ids, minlength=len(corpus.words))
     spelled, counted = [], []
-    for level in levels(corpus.offsets, corpus.ids, high, base, dictionary):
+    for level in levels(corpus.offsets, corpus.ids, high, base, counter):
         if level.n < low:
             continue
-        counts = np.bincount(level.ids, minlength=len(dictionary.codes[level.n]) if level.n > 1 else len(corpus.words))
+        counts = counter.counts[level.n]
         chosen = np.arange(len(counts)) if level.n == 1 else np.flatnonzero(counts > 1)
-        spelled.append(_spell(corpus.words, dictionary.codes, base, level.n, chosen))
+        spelled.append(_spell(corpus.words, counter.codes, base, level.n, chosen))
         counted.append(counts[chosen])
     if not spelled:
         return {}
