@@ -48,23 +48,30 @@ def decoded_samples(raw: pa.Table, sequences: pa.ListArray, word_index: dict[str
 
 def main() -> None:
     params = load_params().vocab
-    raw = {split: files.read_parquet(paths.raw(split)) for split in paths.SPLITS}
-    # Each split is tokenized once, straight from its Arrow column, into word ids; the
-    # word index is counted on the training split only. The splits are tokenized and
-    # encoded side by side: Arrow's kernels and numpy let go of the GIL.
+    # The two splits are read, tokenized, encoded and written side by side: Arrow's
+    # kernels and numpy let go of the GIL. Each split is tokenized once, straight from
+    # its Arrow column, into word ids; the word index counts the training split only.
     with ThreadPoolExecutor(max_workers=len(paths.SPLITS)) as pool:
-        corpora = dict(zip(paths.SPLITS, pool.map(
-            lambda split: text.index_corpus(raw[split]["text"], params.ngram_range), paths.SPLITS
-        )))
+
+        def read_and_index(split: str) -> tuple[pa.Table, corpus.Corpus]:
+            table = files.read_parquet(paths.raw(split))
+            return table, text.index_corpus(table["text"], params.ngram_range)
+
+        raw, corpora = {}, {}
+        for split, (table, indexed) in zip(paths.SPLITS, pool.map(read_and_index, paths.SPLITS)):
+            raw[split], corpora[split] = table, indexed
         word_index = text.rank_terms(corpora["train"])
         index_of = text.word_to_index(word_index, params.num_words, params.skip_top)
         encoder = corpus.Encoder(index_of, params.ngram_range)
-        sequences = dict(zip(paths.SPLITS, pool.map(
-            lambda split: list_array(*encoder.encode_corpus(corpora[split])), paths.SPLITS
-        )))
-    files.write_text(paths.WORD_INDEX, json.dumps(word_index, ensure_ascii=False) + "\n")
-    for split in paths.SPLITS:
-        files.write_parquet(paths.encoded(split), encoded_table(raw[split]["label"], sequences[split], params.num_words))
+
+        def encode_and_write(split: str) -> pa.ListArray:
+            sequences = list_array(*encoder.encode_corpus(corpora[split]))
+            files.write_parquet(paths.encoded(split), encoded_table(raw[split]["label"], sequences, params.num_words))
+            return sequences
+
+        encoding = pool.map(encode_and_write, paths.SPLITS)
+        files.write_text(paths.WORD_INDEX, json.dumps(word_index, ensure_ascii=False) + "\n")
+        sequences = dict(zip(paths.SPLITS, encoding))
     files.write_text(paths.DECODED_SAMPLES, decoded_samples(raw["train"], sequences["train"], word_index))
     print(f"{paths.WORD_INDEX}: {len(word_index)} words, {len(index_of)} kept (num_words={params.num_words})")
 
