@@ -108,7 +108,7 @@ def _re2_class(runs: list[tuple[int, int]]) -> str:
 
 # ---------------------------------------------------------------- tokenizing
 
-CHUNK_BYTES = 1 << 22  # text tokenized at a time: the temporaries take ~10 bytes per byte
+CHUNK_BYTES = 1 << 20  # text tokenized at a time: the temporaries take ~10 bytes per byte
 CHUNK_WORDS = 1 << 20  # words encoded at a time
 
 
