@@ -55,7 +55,8 @@ def main() -> None:
 
         def read_and_index(split: str) -> tuple[pa.Table, corpus.Corpus]:
             table = files.read_parquet(paths.raw(split))
-            return table, text.index_corpus(table["text"], params.ngram_range)
+            indexed = text.index_corpus(table["text"], params.ngram_range)
+            return table.drop_columns(["text"]), indexed  # the texts are done with: free them
 
         raw, corpora = {}, {}
         for split, (table, indexed) in zip(paths.SPLITS, pool.map(read_and_index, paths.SPLITS)):
