@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 
 from pipeline import text
 
+
 def row_offsets(lengths: np.ndarray) -> np.ndarray:
     """features.row_offsets, without the import of scipy that features brings."""
     return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
@@ -425,7 +426,9 @@ def _spell(words: pa.Array, codes: dict[int, np.ndarray], base: int, n: int, ids
         return words.take(pa.array(ids)).cast(pa.large_string())
     prefix, last = np.divmod(codes[n][ids], base)
     space = pa.scalar(" ", pa.large_string())
-    return pc.binary_join_element_wise(_spell(words, codes, base, n - 1, prefix), _spell(words, codes, base, 1, last), space)
+    return pc.binary_join_element_wise(
+        _spell(words, codes, base, n - 1, prefix), _spell(words, codes, base, 1, last), space
+    )
 
 
 # ---------------------------------------------------------------- encoding
@@ -473,10 +476,12 @@ class Encoder:
         lengths, indices = [], []
         for first, stop in _chunks(corpus.offsets, CHUNK_WORDS):
             offsets = corpus.offsets[first : stop + 1]
-            chunk_lengths, chunk_indices = self._encode(offsets - offsets[0], word_ids[corpus.ids[offsets[0] : offsets[-1]]])
+            chunk_ids = word_ids[corpus.ids[offsets[0] : offsets[-1]]]
+            chunk_lengths, chunk_indices = self._encode(offsets - offsets[0], chunk_ids)
             lengths.append(chunk_lengths)
             indices.append(chunk_indices)
-        return row_offsets(np.concatenate(lengths or [np.zeros(0, np.int64)])), np.concatenate(indices or [np.zeros(0, np.int32)])
+        lengths = np.concatenate([np.zeros(0, np.int64)] + lengths)
+        return row_offsets(lengths), np.concatenate([np.zeros(0, np.int32)] + indices)
 
     def _encode(self, offsets: np.ndarray, word_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lengths = np.diff(offsets)
