@@ -12,6 +12,7 @@ import scipy.sparse
 
 from pipeline import files, paths
 from pipeline.cli import UserError
+from pipeline.ragged import row_offsets
 
 
 def term_counts(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
@@ -39,11 +40,6 @@ def binary(counts: scipy.sparse.csr_matrix) -> scipy.sparse.csr_matrix:
 def multi_hot(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
     """Row i has a 1.0 in every column listed in indices[offsets[i]:offsets[i + 1]]."""
     return binary(term_counts(offsets, indices, dimension))
-
-
-def row_offsets(lengths) -> np.ndarray:
-    """Where each row of a flat array starts: row i is flat[offsets[i]:offsets[i + 1]]."""
-    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
 
 
 def vectorize_sequences(sequences: Sequence[Sequence[int]], dimension: int = 10000) -> scipy.sparse.csr_matrix:

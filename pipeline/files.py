@@ -17,14 +17,17 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import scipy.sparse
 
 from pipeline.cli import UserError
+
+if TYPE_CHECKING:  # imported where used: the stages without matrices start faster
+    import scipy.sparse
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -110,6 +113,8 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
 
 
 def write_npz(path: Path, matrix: scipy.sparse.csr_matrix) -> None:
+    import scipy.sparse
+
     with atomic_open(path) as stream:
         scipy.sparse.save_npz(stream, matrix)
 
@@ -124,6 +129,8 @@ def read_npy(path: Path) -> np.ndarray:
 
 
 def read_npz(path: Path) -> scipy.sparse.csr_matrix:
+    import scipy.sparse
+
     return scipy.sparse.load_npz(_existing(path)).tocsr()
 
 

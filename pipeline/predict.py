@@ -368,7 +368,7 @@ def _score_forked(chunk: list[InputReview]) -> list[str]:
 
 
 def score_chunk(scorer: Scorer, chunk: list[InputReview], args: argparse.Namespace, source: Source) -> list[str]:
-    sequences = [scorer.encode(review.text) for review in chunk]
+    sequences = scorer.encode_many([review.text for review in chunk])
     probabilities = scorer.probabilities(scorer.features(sequences))
     effects = scorer.occlusion(sequences, probabilities) if args.explain else None
     out = []

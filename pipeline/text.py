@@ -15,26 +15,22 @@ all bigrams, and so on.
 from __future__ import annotations
 
 import re
-from array import array
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from itertools import count
-from typing import NamedTuple
 
 import numpy as np
 
-from pipeline.features import row_offsets
 from pipeline.params import INDEX_FROM
 
 START_CHAR = 1
 OOV_CHAR = 2
 
-_TAG = re.compile(r"</?[a-z][^<>]*>")
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+TAG = re.compile(r"</?[a-z][^<>]*>")
+WORD_CHAR = r"[^\W_]"  # a letter or digit of any script: \w without the underscore
+_WORD = re.compile(rf"{WORD_CHAR}+(?:'{WORD_CHAR}+)*")
 
 
 def tokenize(text: str) -> list[str]:
-    text = _TAG.sub(" ", text.lower().replace("\u2019", "'"))
+    text = TAG.sub(" ", text.lower().replace("\u2019", "'"))
     return _WORD.findall(text)
 
 
@@ -46,53 +42,40 @@ def terms(text: str, ngram_range: tuple[int, int] = (1, 1)) -> list[str]:
     return [" ".join(words[i : i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)]
 
 
-class Corpus(NamedTuple):
-    """Reviews as term ids; ids number the terms in order of first appearance."""
-
-    offsets: np.ndarray  # review i is ids[offsets[i]:offsets[i + 1]]
-    ids: np.ndarray
-    terms: list[str]  # the term of each id
+# Many reviews at once: pipeline.corpus runs the rule above in compiled code, with
+# the same results. It is imported only here, so that scoring one review with
+# imdb-predict does not load Arrow's compute kernels.
 
 
-def index_corpus(texts: Iterable[str], ngram_range: tuple[int, int] = (1, 1)) -> Corpus:
-    """Tokenizes every review once; counting and encoding then work on integer arrays."""
-    id_of: defaultdict[str, int] = defaultdict(count().__next__)  # a new term gets the next id
-    ids = array("i")
-    lengths = array("q")
-    for text in texts:
-        review = [id_of[term] for term in terms(text, ngram_range)]
-        ids.extend(review)
-        lengths.append(len(review))
-    return Corpus(row_offsets(np.frombuffer(lengths, np.int64)), np.frombuffer(ids, np.int32), list(id_of))
+def index_corpus(texts: Iterable[str], ngram_range: tuple[int, int] = (1, 1)):
+    """Tokenizes every review once (a pipeline.corpus.Corpus); counting and encoding
+    then work on integer arrays. `texts` may be an Arrow string column."""
+    from pipeline import corpus
+
+    return corpus.index_corpus(texts, ngram_range)
 
 
-def rank_terms(corpus: Corpus) -> dict[str, int]:
+def rank_terms(corpus) -> dict[str, int]:
     """{term: rank}, rank 1 = most frequent; ties broken by the term itself, so
     the ranking does not depend on the order of the reviews.
 
     Multi-word terms seen only once are left out: there are millions of them, and
     they rank below every term seen twice, so no useful num_words reaches them.
     """
-    counts = np.bincount(corpus.ids, minlength=len(corpus.terms)).tolist()
-    kept = [(term, n) for term, n in zip(corpus.terms, counts, strict=True) if n > 1 or " " not in term]
-    ranked = sorted(kept, key=lambda item: (-item[1], item[0]))
-    return {term: rank for rank, (term, _) in enumerate(ranked, start=1)}
+    from pipeline import corpus as batch
+
+    return batch.rank_terms(corpus)
 
 
 def build_word_index(texts: Iterable[str], ngram_range: tuple[int, int] = (1, 1)) -> dict[str, int]:
     return rank_terms(index_corpus(texts, ngram_range))
 
 
-def encode_corpus(corpus: Corpus, index_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def encode_corpus(corpus, index_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Every review encoded as `encode` does, as (offsets, indices) of one flat array."""
-    lookup = np.fromiter((index_of.get(term, OOV_CHAR) for term in corpus.terms), np.int32, len(corpus.terms))
-    offsets = corpus.offsets + np.arange(len(corpus.offsets))  # room for each review's start marker
-    indices = np.empty(offsets[-1], np.int32)
-    is_start = np.zeros(offsets[-1], bool)
-    is_start[offsets[:-1]] = True
-    indices[is_start] = START_CHAR
-    indices[~is_start] = lookup[corpus.ids]
-    return offsets, indices
+    from pipeline import corpus as batch
+
+    return batch.Encoder(index_of, corpus.ngram_range).encode_corpus(corpus)
 
 
 def word_to_index(word_index: dict[str, int], num_words: int, skip_top: int = 0) -> dict[str, int]:
@@ -117,13 +100,9 @@ def encode_texts(
     texts: Iterable[str], index_of: dict[str, int], ngram_range: tuple[int, int] = (1, 1)
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each review encoded with `encode`, as (offsets, indices) of one flat array."""
-    indices = array("i")
-    lengths = array("q")
-    for text in texts:
-        review = encode(text, index_of, ngram_range)
-        indices.extend(review)
-        lengths.append(len(review))
-    return row_offsets(np.frombuffer(lengths, np.int64)), np.frombuffer(indices, np.int32)
+    from pipeline import corpus
+
+    return corpus.Encoder(index_of, ngram_range).encode_texts(texts)
 
 
 def reverse_index(word_index: dict[str, int]) -> dict[int, str]:

@@ -10,12 +10,12 @@ data/vocab/decoded_samples.txt, the first training reviews decoded back to words
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
-from tqdm import tqdm
 
-from pipeline import files, labels, paths, text
+from pipeline import corpus, files, labels, paths, text
 from pipeline.cli import run
 from pipeline.params import load_params
 
@@ -48,24 +48,31 @@ def decoded_samples(raw: pa.Table, sequences: pa.ListArray, word_index: dict[str
 
 def main() -> None:
     params = load_params().vocab
-    raw = {split: files.read_parquet(paths.raw(split)) for split in paths.SPLITS}
-    texts = {split: table["text"].to_pylist() for split, table in raw.items()}
-    # The training split is tokenized once, for both counting and encoding; the test
-    # split is encoded word by word, so its own vocabulary never sits in memory.
-    corpus = text.index_corpus(tqdm(texts["train"], desc="tokenize train", mininterval=1), params.ngram_range)
-    word_index = text.rank_terms(corpus)  # the training split only
-    index_of = text.word_to_index(word_index, params.num_words, params.skip_top)
-    files.write_text(paths.WORD_INDEX, json.dumps(word_index, ensure_ascii=False) + "\n")
-    sequences = {
-        "train": list_array(*text.encode_corpus(corpus, index_of)),
-        "test": list_array(
-            *text.encode_texts(tqdm(texts["test"], desc="encode test", mininterval=1), index_of, params.ngram_range)
-        ),
-    }
-    for split in paths.SPLITS:
-        files.write_parquet(
-            paths.encoded(split), encoded_table(raw[split]["label"], sequences[split], params.num_words)
-        )
+    # The two splits are read, tokenized, encoded and written side by side: Arrow's
+    # kernels and numpy let go of the GIL. Each split is tokenized once, straight from
+    # its Arrow column, into word ids; the word index counts the training split only.
+    with ThreadPoolExecutor(max_workers=len(paths.SPLITS)) as pool:
+
+        def read_and_index(split: str) -> tuple[pa.Table, corpus.Corpus]:
+            table = files.read_parquet(paths.raw(split))
+            indexed = text.index_corpus(table["text"], params.ngram_range)
+            return table.drop_columns(["text"]), indexed  # the texts are done with: free them
+
+        raw, corpora = {}, {}
+        for split, (table, indexed) in zip(paths.SPLITS, pool.map(read_and_index, paths.SPLITS), strict=True):
+            raw[split], corpora[split] = table, indexed
+        word_index = text.rank_terms(corpora["train"])
+        index_of = text.word_to_index(word_index, params.num_words, params.skip_top)
+        encoder = corpus.Encoder(index_of, params.ngram_range)
+
+        def encode_and_write(split: str) -> pa.ListArray:
+            sequences = list_array(*encoder.encode_corpus(corpora[split]))
+            files.write_parquet(paths.encoded(split), encoded_table(raw[split]["label"], sequences, params.num_words))
+            return sequences
+
+        encoding = pool.map(encode_and_write, paths.SPLITS)
+        files.write_text(paths.WORD_INDEX, json.dumps(word_index, ensure_ascii=False) + "\n")
+        sequences = dict(zip(paths.SPLITS, encoding, strict=True))
     files.write_text(paths.DECODED_SAMPLES, decoded_samples(raw["train"], sequences["train"], word_index))
     print(f"{paths.WORD_INDEX}: {len(word_index)} words, {len(index_of)} kept (num_words={params.num_words})")
 

@@ -120,6 +120,25 @@ def test_a_bundle_reads_back_as_written_and_its_bytes_depend_only_on_its_content
         assert written(loaded) == written(original)
 
 
+def test_a_chunk_of_reviews_encodes_and_scores_as_each_review_alone():
+    vocabulary = VOCABULARY[:10] + ["word1 word2", "word2 word3"] + VOCABULARY[10:]
+    for ngram_range in ((1, 1), (1, 2)):
+        scorer = Scorer(
+            dataclasses.replace(
+                bundle(),
+                vocabulary=vocabulary[: NUM_WORDS - 4],
+                vocab=VocabParams(num_words=NUM_WORDS, skip_top=1, ngram_range=ngram_range),
+            )
+        )
+        rng = np.random.default_rng(7)
+        words = [f"Word{i}" for i in range(1, 40)] + ["don\u2019t", "<br />", "ΣΑΣ", "İ", ""]
+        reviews = [" ".join(rng.choice(words, rng.integers(0, 12))) for _ in range(inference.BATCH_REVIEWS + 5)]
+        many = scorer.encode_many(reviews)
+        assert [sequence.tolist() for sequence in many] == [scorer.encode(review).tolist() for review in reviews]
+        alone = np.concatenate([scorer.score([review]) for review in reviews])
+        np.testing.assert_array_equal(scorer.score(reviews), alone)
+
+
 def test_the_scorer_encodes_text_as_the_pipeline_does(tmp_path):
     path = tmp_path / "b.npz"
     path.write_bytes(written(bundle()))
