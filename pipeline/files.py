@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -103,6 +103,14 @@ def copy(source: Path, target: Path) -> None:
 def write_parquet(path: Path, table: pa.Table) -> None:
     with atomic_open(path) as stream:
         pq.write_table(table, stream)
+
+
+def write_parquet_groups(path: Path, schema: pa.Schema, tables: Iterable[pa.Table]) -> None:
+    """A row group per table, so a file larger than memory is written as it is made; one
+    table gives the bytes write_parquet gives."""
+    with atomic_open(path) as stream, pq.ParquetWriter(stream, schema) as writer:
+        for table in tables:
+            writer.write_table(table)
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
