@@ -11,7 +11,6 @@ import gzip
 import os
 import re
 import tarfile
-import tempfile
 import zlib
 from array import array
 from collections import Counter
@@ -226,7 +225,8 @@ class Spool:
 
     def add(self, review: Review) -> None:
         data = review.text.encode("utf-8")
-        self.file.write(data)
+        with files.spooling():
+            self.file.write(data)
         columns = self.columns[review.split]
         columns.ids.append(review.id)
         columns.labels.append(_LABELS[review.folder])
@@ -243,7 +243,8 @@ class Spool:
         TEXT_BYTES_PER_GROUP bytes of text (or one review, if larger)."""
         columns = self.columns[split].numpy()
         order = row_order(columns["ids"], columns["labels"])
-        self.file.flush()
+        with files.spooling():
+            self.file.flush()
         for group in row_groups(columns["sizes"][order], TEXT_BYTES_PER_GROUP):
             rows = order[group]
             yield pa.table(
@@ -304,9 +305,8 @@ def main() -> None:
     params = load_params().download
     local = os.environ.get(ARCHIVE_ENV)
     archive = Path(local) if local else official_archive()
-    # The system's temporary folder (TMPDIR), not data/: a refused archive leaves no
-    # output folder behind. Unnamed, so the text is gone however the stage ends.
-    with tempfile.TemporaryFile(prefix="imdb-reviews-") as file:
+    # In the temporary folder, not data/: a refused archive leaves no output folder behind.
+    with files.temporary_file(prefix="imdb-reviews-") as file:
         spool = Spool(file)
         tally = spool_archive(archive, spool)
         check_counts(tally, params.reviews_per_folder, archive)
