@@ -3,6 +3,7 @@ import io
 import resource
 import ssl
 import tarfile
+import tempfile
 import threading
 from itertools import pairwise
 from pathlib import Path
@@ -437,3 +438,12 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("IMDB_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert download.cache_dir() == tmp_path / "xdg" / "imdb-sentiment-pipeline"
+
+
+def test_a_temporary_folder_that_cannot_be_written_is_one_line_and_no_output(tmp_path, monkeypatch, capsys):
+    archive = write_archive(tmp_path / "a.tar.gz", review_members(per_folder=2))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-there"))  # as TMPDIR would set it
+    code, _, err = run_download_stage(tmp_path / "project", archive, 2, monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith(f"error: cannot write a temporary file in {tmp_path / 'not-there'} (TMPDIR): ")
+    assert not (tmp_path / "project" / "data").exists()
