@@ -31,18 +31,21 @@ def term_counts(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> sci
     first = np.ones(keys.size, dtype=bool)  # where each run of equal keys starts
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
     starts = np.flatnonzero(first)
-    distinct = keys[starts]
-    counts = np.diff(starts, append=keys.size).astype(np.float32)
-    columns = (distinct % key(dimension)).astype(np.int32)
+    distinct, occurrences = keys[starts], keys.size
+    del keys, first  # this runs on large chunks: hold as few arrays at once as needed
+    counts = np.empty(starts.size, dtype=np.float32)  # the length of each run, cast as written
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1], casting="unsafe")
+    counts[-1:] = occurrences - starts[-1:]
+    del starts
     indptr = np.searchsorted(distinct, np.arange(rows + 1, dtype=key) * key(dimension)).astype(np.int32)
+    columns = np.remainder(distinct, key(dimension), out=distinct).astype(np.int32)
     return scipy.sparse.csr_matrix((counts, columns, indptr), shape=(rows, dimension))
 
 
 def binary(counts: scipy.sparse.csr_matrix) -> scipy.sparse.csr_matrix:
-    """1.0 wherever a count is non-zero."""
-    ones = counts.copy()
-    ones.data[:] = 1.0
-    return ones
+    """1.0 wherever a count is non-zero; shares the index arrays of counts, not a copy."""
+    ones = np.ones_like(counts.data)
+    return scipy.sparse.csr_matrix((ones, counts.indices, counts.indptr), shape=counts.shape, copy=False)
 
 
 def multi_hot(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
