@@ -4,6 +4,10 @@ The archive is read as a stream; nothing is unpacked to disk. With IMDB_ARCHIVE
 set, that local copy is used instead of downloading, and checked by its
 structure rather than its hash (repacked copies hash differently but hold the
 same reviews, so the outputs are byte-identical either way).
+
+Memory does not grow with the archive: each review's text goes to one temporary
+file as it arrives, and each split is written from there in order, a row group
+at a time.
 """
 from __future__ import annotations
 
