@@ -4,6 +4,10 @@ The archive is read as a stream; nothing is unpacked to disk. With IMDB_ARCHIVE
 set, that local copy is used instead of downloading, and checked by its
 structure rather than its hash (repacked copies hash differently but hold the
 same reviews, so the outputs are byte-identical either way).
+
+Memory does not grow with the archive: each review's text goes to one temporary
+file as it arrives, and each split is written from there in order, a row group
+at a time.
 """
 from __future__ import annotations
 
@@ -12,11 +16,14 @@ import os
 import re
 import tarfile
 import zlib
-from collections.abc import Iterable
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
@@ -36,6 +43,12 @@ _LABELED_FOLDER = re.compile(rf"^aclImdb/(train|test)/({'|'.join(_LABELS)})/")
 _MAX_REVIEW_BYTES = 1 << 20  # the longest real review is about 14 kB; never read a bomb into memory
 _READ_BYTES = 1 << 20
 _RATINGS = {"neg": range(1, 5), "pos": range(7, 11)}
+_MAX_ID = 2**31 - 1  # ids are stored as int32
+# Text per row group of the output. The real splits (about 33 MB each) fit in one,
+# so their files are what writing each split as one table gives; larger corpora
+# are written a group at a time instead of being held whole.
+TEXT_BYTES_PER_GROUP = 64 << 20
+SCHEMA = pa.schema([("id", pa.int32()), ("rating", pa.int8()), ("label", pa.int8()), ("text", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -68,18 +81,29 @@ def official_archive(url: str = OFFICIAL_URL, sha256: str = OFFICIAL_SHA256) -> 
 
 
 @dataclass
-class ArchiveContents:
-    reviews: list[Review] = field(default_factory=list)
+class Tally:
+    """What reading an archive found, besides the reviews themselves."""
+
+    per_folder: Counter[tuple[str, str]] = field(default_factory=Counter)  # (split, folder) → reviews
     unexpected: list[str] = field(default_factory=list)  # names of the members ignored as unexpected
     invalid_utf8: int = 0  # reviews decoded with U+FFFD in place of invalid bytes
 
     def summary(self, source: Path) -> str:
         example = f" (first: {self.unexpected[0]!r})" if self.unexpected else ""
         return (
-            f"{source}: {len(self.reviews)} labeled reviews; "
+            f"{source}: {self.per_folder.total()} labeled reviews; "
             f"{len(self.unexpected)} unexpected members ignored{example}; "
             f"{self.invalid_utf8} reviews with invalid UTF-8 decoded with replacement characters"
         )
+
+
+@dataclass
+class ArchiveContents:
+    """Every review of an archive in memory: for small archives, the tests and the benchmark.
+    The stage itself streams them (reviews_in)."""
+
+    reviews: list[Review]
+    tally: Tally
 
 
 def member_kind(member: tarfile.TarInfo) -> str:
@@ -96,29 +120,29 @@ def member_kind(member: tarfile.TarInfo) -> str:
     return "other"
 
 
-def read_reviews(stream: IO[bytes]) -> ArchiveContents:
-    """The labeled reviews of a gzip tar stream; members are read as streams, never extracted.
+def read_reviews(stream: IO[bytes], tally: Tally) -> Iterator[Review]:
+    """The labeled reviews of a gzip tar stream as they come, counted in tally; members
+    are read as streams, never extracted.
 
     The gzip layer is read to its end so its checksum and length are verified: a
     truncated or corrupted archive is an error, not a silently shorter dataset.
     """
-    contents = ArchiveContents()
     with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
         with tarfile.open(fileobj=unzipped, mode="r|") as archive:
             for member in archive:
                 kind = member_kind(member)
                 if kind == "unexpected":
-                    contents.unexpected.append(member.name)
+                    tally.unexpected.append(member.name)
                 if kind != "review":
                     continue
                 text, valid = _decoded(archive.extractfile(member).read())
-                contents.invalid_utf8 += not valid
+                tally.invalid_utf8 += not valid
                 split, folder, review_id, rating = _REVIEW.match(member.name).groups()
-                contents.reviews.append(Review(split, folder, int(review_id), int(rating), text))
+                tally.per_folder[split, folder] += 1
+                yield Review(split, folder, int(review_id), int(rating), text)
         while chunk := unzipped.read(_READ_BYTES):
             if chunk.strip(b"\0"):
                 raise tarfile.ReadError("data after the end of the tar archive")
-    return contents
 
 
 def _decoded(data: bytes) -> tuple[str, bool]:
@@ -128,30 +152,41 @@ def _decoded(data: bytes) -> tuple[str, bool]:
         return data.decode("utf-8", errors="replace"), False
 
 
-def read_archive(path: Path) -> ArchiveContents:
+def reviews_in(path: Path, tally: Tally) -> Iterator[Review]:
+    """The labeled reviews of the archive at path, in archive order; an unreadable archive
+    is a one-line error."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as raw, tqdm.wrapattr(
             raw, "read", total=size, desc=f"read {path.name}", mininterval=1
         ) as stream:
-            return read_reviews(stream)
+            yield from read_reviews(stream, tally)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file (from {ARCHIVE_ENV})") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise UserError(f"{path}: not a readable gzip tar archive ({error})") from None
 
 
-def check_structure(reviews: list[Review], per_folder: int, source: Path) -> None:
-    """The archive must hold the full labeled dataset, with ratings that match the folders."""
-    for review in reviews:
-        if review.rating not in _RATINGS[review.folder]:
-            raise UserError(
-                f"{source}: {review.split}/{review.folder}/{review.id}_{review.rating}.txt has a "
-                f"rating outside {_RATINGS[review.folder].start}-{_RATINGS[review.folder].stop - 1}"
-            )
+def read_archive(path: Path) -> ArchiveContents:
+    tally = Tally()
+    return ArchiveContents(list(reviews_in(path, tally)), tally)
+
+
+def check_review(review: Review, source: Path) -> None:
+    """A review's rating must match its folder, and its id fit the table."""
+    name = f"{review.split}/{review.folder}/{review.id}_{review.rating}.txt"
+    ratings = _RATINGS[review.folder]
+    if review.rating not in ratings:
+        raise UserError(f"{source}: {name} has a rating outside {ratings.start}-{ratings.stop - 1}")
+    if review.id > _MAX_ID:
+        raise UserError(f"{source}: {name} has an id above {_MAX_ID}")
+
+
+def check_counts(tally: Tally, per_folder: int, source: Path) -> None:
+    """The archive must hold the full labeled dataset."""
     for split in paths.SPLITS:
         for folder in _LABELS:
-            count = sum(1 for r in reviews if r.split == split and r.folder == folder)
+            count = tally.per_folder[split, folder]
             if count != per_folder:
                 raise UserError(
                     f"{source}: aclImdb/{split}/{folder} has {count} reviews, expected {per_folder} "
@@ -159,30 +194,130 @@ def check_structure(reviews: list[Review], per_folder: int, source: Path) -> Non
                 )
 
 
+def row_order(ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The rows of a split ordered by id, then label, so both labels interleave; a stable
+    sort, so the order never depends on anything but the reviews and their archive order."""
+    return np.lexsort((labels, ids))
+
+
 def reviews_table(reviews: Iterable[Review]) -> pa.Table:
-    """One split as a table ordered by id, then label, so both labels interleave."""
-    ordered = sorted(reviews, key=lambda r: (r.id, _LABELS[r.folder]))
+    """One split as a table in row order, from reviews in memory."""
+    reviews = list(reviews)
+    ids = np.array([r.id for r in reviews], np.int32)
+    labels = np.array([_LABELS[r.folder] for r in reviews], np.int8)
+    ordered = [reviews[row] for row in row_order(ids, labels)]
     return pa.table(
         {
             "id": pa.array([r.id for r in ordered], pa.int32()),
             "rating": pa.array([r.rating for r in ordered], pa.int8()),
             "label": pa.array([_LABELS[r.folder] for r in ordered], pa.int8()),
             "text": pa.array([r.text for r in ordered], pa.string()),
-        }
+        },
+        schema=SCHEMA,
     )
+
+
+class Spool:
+    """Reviews parked as they arrive, so that memory holds about 20 bytes per review
+    rather than its text: the text, UTF-8, in a temporary file; id, label, rating and
+    place in that file in compact arrays, one set per split."""
+
+    def __init__(self, file: IO[bytes]):
+        self.file = file
+        self.size = 0
+        self.columns = {split: _SpoolColumns() for split in paths.SPLITS}
+
+    def add(self, review: Review) -> None:
+        data = review.text.encode("utf-8")
+        with files.spooling():
+            self.file.write(data)
+        columns = self.columns[review.split]
+        columns.ids.append(review.id)
+        columns.labels.append(_LABELS[review.folder])
+        columns.ratings.append(review.rating)
+        columns.starts.append(self.size)
+        columns.sizes.append(len(data))
+        self.size += len(data)
+
+    def count(self, split: str) -> int:
+        return len(self.columns[split].ids)
+
+    def tables(self, split: str) -> Iterator[pa.Table]:
+        """The split in row order, a row group at a time: consecutive rows holding at most
+        TEXT_BYTES_PER_GROUP bytes of text (or one review, if larger)."""
+        columns = self.columns[split].numpy()
+        order = row_order(columns["ids"], columns["labels"])
+        with files.spooling():
+            self.file.flush()
+        for group in row_groups(columns["sizes"][order], TEXT_BYTES_PER_GROUP):
+            rows = order[group]
+            yield pa.table(
+                {
+                    "id": columns["ids"][rows],
+                    "rating": columns["ratings"][rows],
+                    "label": columns["labels"][rows],
+                    "text": self._texts(columns["starts"][rows], columns["sizes"][rows]),
+                },
+                schema=SCHEMA,
+            )
+
+    def _texts(self, starts: np.ndarray, sizes: np.ndarray) -> pa.StringArray:
+        """The texts at those places, read straight into one Arrow buffer."""
+        offsets = np.zeros(len(sizes) + 1, np.int32)  # a group is far below 2 GB
+        np.cumsum(sizes, out=offsets[1:])
+        data = bytearray(int(offsets[-1]))
+        view = memoryview(data)
+        for start, size, offset in zip(starts.tolist(), sizes.tolist(), offsets[:-1].tolist(), strict=True):
+            self.file.seek(start)
+            self.file.readinto(view[offset : offset + size])
+        return pa.StringArray.from_buffers(len(sizes), pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+@dataclass
+class _SpoolColumns:
+    ids: array = field(default_factory=lambda: array("i"))
+    labels: array = field(default_factory=lambda: array("b"))
+    ratings: array = field(default_factory=lambda: array("b"))
+    starts: array = field(default_factory=lambda: array("q"))
+    sizes: array = field(default_factory=lambda: array("i"))  # a review is at most _MAX_REVIEW_BYTES
+
+    def numpy(self) -> dict[str, np.ndarray]:
+        return {name: np.frombuffer(values, values.typecode) for name, values in vars(self).items()}
+
+
+def row_groups(sizes: np.ndarray, budget: int) -> Iterator[slice]:
+    """Consecutive slices of rows, each holding as many rows as fit in budget bytes, and
+    at least one."""
+    ends = np.cumsum(sizes, dtype=np.int64)  # bytes up to and including each row
+    start = 0
+    while start < len(sizes):
+        before = int(ends[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(ends, before + budget, side="right")), start + 1)
+        yield slice(start, stop)
+        start = stop
+
+
+def spool_archive(archive: Path, spool: Spool) -> Tally:
+    tally = Tally()
+    for review in reviews_in(archive, tally):
+        check_review(review, archive)
+        spool.add(review)
+    return tally
 
 
 def main() -> None:
     params = load_params().download
     local = os.environ.get(ARCHIVE_ENV)
     archive = Path(local) if local else official_archive()
-    contents = read_archive(archive)
-    check_structure(contents.reviews, params.reviews_per_folder, archive)
-    print(contents.summary(archive))
-    for split in paths.SPLITS:
-        table = reviews_table(r for r in contents.reviews if r.split == split)
-        files.write_parquet(paths.raw(split), table)
-        print(f"{paths.raw(split)}: {table.num_rows} reviews")
+    # In the temporary folder, not data/: a refused archive leaves no output folder behind.
+    with files.temporary_file(prefix="imdb-reviews-") as file:
+        spool = Spool(file)
+        tally = spool_archive(archive, spool)
+        check_counts(tally, params.reviews_per_folder, archive)
+        print(tally.summary(archive))
+        for split in paths.SPLITS:
+            files.write_parquet_groups(paths.raw(split), SCHEMA, spool.tables(split))
+            print(f"{paths.raw(split)}: {spool.count(split)} reviews")
 
 
 if __name__ == "__main__":

@@ -16,25 +16,37 @@ from pipeline.ragged import row_offsets
 
 
 def term_counts(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
-    """Row i counts how often each column appears in indices[offsets[i]:offsets[i + 1]]."""
-    offsets = np.asarray(offsets, dtype=np.int64)
-    indices = np.asarray(indices, dtype=np.int64)
+    """Row i counts how often each column appears in indices[offsets[i]:offsets[i + 1]];
+    offsets[0] is 0. Float32 counts, int32 indices sorted within each row, as TensorFlow
+    requires."""
+    offsets, indices = np.asarray(offsets), np.asarray(indices)
     if indices.size and (indices.min() < 0 or indices.max() >= dimension):
         raise UserError(f"word index out of range: expected 0 to {dimension - 1}")
-    rows = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    ones = np.ones(indices.size, dtype=np.float32)
-    matrix = scipy.sparse.csr_matrix((ones, (rows, indices)), shape=(len(offsets) - 1, dimension))
-    matrix.sum_duplicates()  # also sorts the indices, which TensorFlow requires
-    matrix.indices = matrix.indices.astype(np.int32)
-    matrix.indptr = matrix.indptr.astype(np.int32)
-    return matrix
+    rows = len(offsets) - 1
+    # Each occurrence as one number, row * dimension + column: one sort orders every
+    # row's columns and puts repeats side by side. 32-bit keys where they fit sort faster.
+    key = np.uint32 if rows * dimension <= np.iinfo(np.uint32).max else np.uint64
+    keys = np.repeat(np.arange(rows, dtype=key) * key(dimension), np.diff(offsets))
+    np.add(keys, indices, out=keys, casting="unsafe")  # indices are known to be in 0..dimension-1
+    keys.sort()
+    first = np.ones(keys.size, dtype=bool)  # where each run of equal keys starts
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    distinct, occurrences = keys[starts], keys.size
+    del keys, first  # this runs on large chunks: hold as few arrays at once as needed
+    counts = np.empty(starts.size, dtype=np.float32)  # the length of each run, cast as written
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1], casting="unsafe")
+    counts[-1:] = occurrences - starts[-1:]
+    del starts
+    indptr = np.searchsorted(distinct, np.arange(rows + 1, dtype=key) * key(dimension)).astype(np.int32)
+    columns = np.remainder(distinct, key(dimension), out=distinct).astype(np.int32)
+    return scipy.sparse.csr_matrix((counts, columns, indptr), shape=(rows, dimension))
 
 
 def binary(counts: scipy.sparse.csr_matrix) -> scipy.sparse.csr_matrix:
-    """1.0 wherever a count is non-zero."""
-    ones = counts.copy()
-    ones.data[:] = 1.0
-    return ones
+    """1.0 wherever a count is non-zero; shares the index arrays of counts, not a copy."""
+    ones = np.ones_like(counts.data)
+    return scipy.sparse.csr_matrix((ones, counts.indices, counts.indptr), shape=counts.shape, copy=False)
 
 
 def multi_hot(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
@@ -59,8 +71,16 @@ def weigh(counts: scipy.sparse.csr_matrix, weighting: str, idf: np.ndarray) -> s
 
 def inverse_document_frequency(counts: scipy.sparse.csr_matrix) -> np.ndarray:
     """Smoothed idf, as scikit-learn's TfidfTransformer: ln((1 + n) / (1 + df)) + 1."""
-    document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
-    return (np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1).astype(np.float32)
+    return idf_of(document_frequency(counts), counts.shape[0])
+
+
+def document_frequency(counts: scipy.sparse.csr_matrix) -> np.ndarray:
+    """In how many rows each column appears; sums over chunks of rows to the whole's."""
+    return np.bincount(counts.indices, minlength=counts.shape[1])
+
+
+def idf_of(document_frequency: np.ndarray, documents: int) -> np.ndarray:
+    return (np.log((1 + documents) / (1 + document_frequency)) + 1).astype(np.float32)
 
 
 def tfidf(counts: scipy.sparse.csr_matrix, idf: np.ndarray) -> scipy.sparse.csr_matrix:

@@ -15,7 +15,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -72,6 +73,23 @@ def writing(path: Path) -> Iterator[None]:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
+@contextlib.contextmanager
+def spooling() -> Iterator[None]:
+    """Turns a full temporary folder into a one-line error naming it."""
+    try:
+        yield
+    except OSError as error:
+        folder = tempfile.gettempdir()
+        raise UserError(f"cannot write a temporary file in {folder} (TMPDIR): {error.strerror or error}") from None
+
+
+def temporary_file(prefix: str) -> IO[bytes]:
+    """An unnamed file in the temporary folder (TMPDIR), gone once closed however the
+    process ends; write to it within spooling()."""
+    with spooling():
+        return tempfile.TemporaryFile(prefix=prefix)
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_open(path, "w") as stream:
         stream.write(text)
@@ -108,6 +126,14 @@ def write_parquet(path: Path, table: pa.Table) -> None:
         pq.write_table(table, stream)
 
 
+def write_parquet_groups(path: Path, schema: pa.Schema, tables: Iterable[pa.Table]) -> None:
+    """A row group per table, so a file larger than memory is written as it is made; one
+    table gives the bytes write_parquet gives."""
+    with atomic_open(path) as stream, pq.ParquetWriter(stream, schema) as writer:
+        for table in tables:
+            writer.write_table(table)
+
+
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
     return pq.read_table(_existing(path), columns=columns)
 
@@ -122,6 +148,58 @@ def write_npz(path: Path, matrix: scipy.sparse.csr_matrix) -> None:
 def write_npy(path: Path, array: np.ndarray) -> None:
     with atomic_open(path) as stream:
         np.save(stream, array, allow_pickle=False)
+
+
+class SpooledArray:
+    """A 1-D array built a piece at a time in an unnamed temporary file (TMPDIR), for
+    arrays too large to hold; write_npz_arrays copies it out. Close it when done."""
+
+    _PIECE_BYTES = 16 << 20
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+        self.size = 0
+        self._file = temporary_file(prefix="spooled-array-")
+
+    def append(self, piece: np.ndarray) -> None:
+        piece = np.ascontiguousarray(piece, dtype=self.dtype)  # a copy only if the dtype differs
+        with spooling():
+            self._file.write(piece.data)
+        self.size += piece.size
+
+    def pieces(self) -> Iterator[bytes]:
+        """The array's bytes from the start, in pieces of a bounded size."""
+        with spooling():
+            self._file.flush()
+        self._file.seek(0)
+        while piece := self._file.read(self._PIECE_BYTES):
+            yield piece
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def write_npz_arrays(path: Path, arrays: Mapping[str, np.ndarray | SpooledArray]) -> None:
+    """The bytes np.savez_compressed(path, **arrays) writes, with each SpooledArray copied
+    through a piece at a time rather than read whole. (Deflate output does not depend on
+    how its input is cut, and numpy writes the same .npy header for the same dtype and
+    shape, so the file is the one savez_compressed would write.)"""
+    with atomic_open(path) as stream, zipfile.ZipFile(
+        stream, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True
+    ) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                if isinstance(array, SpooledArray):
+                    header = {
+                        "descr": np.lib.format.dtype_to_descr(array.dtype),
+                        "fortran_order": False,
+                        "shape": (array.size,),
+                    }
+                    np.lib.format.write_array_header_1_0(member, header)
+                    for piece in array.pieces():
+                        member.write(piece)
+                else:
+                    np.lib.format.write_array(member, np.asanyarray(array))
 
 
 def read_npy(path: Path) -> np.ndarray:

@@ -10,25 +10,87 @@ column indices and, unless binary, their values), the same matrix for pandas,
 DuckDB or Spark; data/features/<split>-labels.npy has the labels alone, for the
 model stages. data/features/idf.npy keeps the training split's inverse document
 frequencies, used by `tfidf` here and by prediction.
+
+The reviews are read, weighed and written ROWS_PER_CHUNK at a time, so memory
+holds one chunk however large the corpus: the matrix is built on disk and copied
+into its npz at the end.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import scipy.sparse
 
 from pipeline import features, files, paths
 from pipeline.cli import UserError, run
 from pipeline.params import load_params
 
+# Rows per chunk, and so per row group of the parquet twin: a real split (25,000
+# reviews) is one chunk, so its twin is the single row group it always was.
+ROWS_PER_CHUNK = 1 << 15
 
-def term_counts(encoded: pa.Table) -> scipy.sparse.csr_matrix:
-    metadata = encoded.schema.metadata or {}
+
+def open_encoded(split: str) -> tuple[pq.ParquetFile, int]:
+    """The encoded split, unread, and its num_words."""
+    path = paths.encoded(split)
+    if not path.exists():
+        raise UserError(f"missing input {path}: run `dvc repro` to build it")
+    encoded = pq.ParquetFile(path)
+    return encoded, num_words_of(encoded.schema_arrow)
+
+
+def num_words_of(schema: pa.Schema) -> int:
+    metadata = schema.metadata or {}
     if b"num_words" not in metadata:
         raise UserError("encoded data has no num_words: rerun the vocab stage (`dvc repro vocab`)")
-    sequences = encoded.column("sequence").combine_chunks()
+    return int(metadata[b"num_words"])
+
+
+def chunks(encoded: pq.ParquetFile, num_words: int) -> Iterator[tuple[pa.Array, scipy.sparse.csr_matrix]]:
+    """The labels and term counts of ROWS_PER_CHUNK rows at a time."""
+    for batch in encoded.iter_batches(batch_size=ROWS_PER_CHUNK, columns=["label", "sequence"]):
+        yield batch.column("label"), sequence_counts(batch.column("sequence"), num_words)
+
+
+def term_counts(encoded: pa.Table) -> scipy.sparse.csr_matrix:
+    """The term counts of a whole encoded table."""
+    return sequence_counts(encoded.column("sequence").combine_chunks(), num_words_of(encoded.schema))
+
+
+def sequence_counts(sequences: pa.ListArray, num_words: int) -> scipy.sparse.csr_matrix:
+    # Arrow's offsets and values as numpy views, not copies; a sliced array's offsets
+    # need not start at 0, nor its values at the first.
     offsets = sequences.offsets.to_numpy()
-    indices = sequences.values.to_numpy()
-    return features.term_counts(offsets, indices, int(metadata[b"num_words"]))
+    indices = sequences.values.to_numpy()[offsets[0] : offsets[-1]]
+    return features.term_counts(offsets - offsets[0], indices, num_words)
+
+
+class DocumentFrequency:
+    """In how many rows each column appears, summed a chunk at a time; and so the idf."""
+
+    def __init__(self, columns: int):
+        self.rows = 0
+        self.frequency = np.zeros(columns, dtype=np.int64)
+
+    def add(self, counts: scipy.sparse.csr_matrix) -> None:
+        self.rows += counts.shape[0]
+        self.frequency += features.document_frequency(counts)
+
+    def idf(self) -> np.ndarray:
+        return features.idf_of(self.frequency, self.rows)
+
+
+def training_idf(encoded: pq.ParquetFile, num_words: int) -> np.ndarray:
+    """The idf of the training split, in a pass of its own."""
+    frequency = DocumentFrequency(num_words)
+    for _, counts in chunks(encoded, num_words):
+        frequency.add(counts)
+    return frequency.idf()
 
 
 def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix, weighting: str) -> pa.Table:
@@ -39,20 +101,89 @@ def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix, weighting:
     return pa.table(columns).replace_schema_metadata({"num_words": str(matrix.shape[1]), "weighting": weighting})
 
 
+class SpooledCsr:
+    """A float32 CSR matrix appended a block of rows at a time, its indices and values
+    kept on disk (the row offsets, 4 bytes a row, in memory); saved as
+    scipy.sparse.save_npz saves the whole matrix."""
+
+    def __init__(self, columns: int):
+        self.columns = columns
+        self.row_lengths: list[np.ndarray] = []
+        self.indices = files.SpooledArray(np.int32)
+        self.data = files.SpooledArray(np.float32)
+
+    def append(self, rows: scipy.sparse.csr_matrix) -> None:
+        self.row_lengths.append(np.diff(rows.indptr))
+        self.indices.append(rows.indices)
+        self.data.append(rows.data)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return sum(len(lengths) for lengths in self.row_lengths), self.columns
+
+    def save_npz(self, path: Path) -> None:
+        """Writes the npz and frees the disk space; the bytes are save_npz's (compressed)."""
+        try:
+            indptr = features.row_offsets(np.concatenate([np.zeros(0, np.int32), *self.row_lengths]))
+            # save_npz's members, in its order, with its types.
+            files.write_npz_arrays(
+                path,
+                {
+                    "indices": self.indices,
+                    "indptr": indptr.astype(np.int32),
+                    "format": b"csr",
+                    "shape": self.shape,
+                    "data": self.data,
+                },
+            )
+        finally:
+            self.indices.close()
+            self.data.close()
+
+
+def vectorize_split(
+    split: str, encoded: pq.ParquetFile, num_words: int, weighting: str, idf: np.ndarray | None
+) -> tuple[SpooledCsr, DocumentFrequency]:
+    """Writes the split's parquet twin and labels; returns its matrix, for the npz, and
+    its document frequency. idf is needed for tfidf only."""
+    matrix, frequency, labels = SpooledCsr(num_words), DocumentFrequency(num_words), []
+    no_rows = scipy.sparse.csr_matrix((0, num_words), dtype=np.float32)
+    schema = features_table(pa.array([], encoded.schema_arrow.field("label").type), no_rows, weighting).schema
+
+    def twin_tables() -> Iterator[pa.Table]:
+        for chunk_labels, counts in chunks(encoded, num_words):
+            frequency.add(counts)
+            x = features.weigh(counts, weighting, idf)
+            matrix.append(x)
+            labels.append(chunk_labels.to_numpy())
+            yield features_table(chunk_labels, x, weighting)
+
+    files.write_parquet_groups(paths.features_parquet(split), schema, twin_tables())
+    files.write_npy(paths.labels(split), np.concatenate(labels))
+    return matrix, frequency
+
+
 def main() -> None:
-    params = load_params().vectorize
-    encoded = {split: files.read_parquet(paths.encoded(split)) for split in paths.SPLITS}
-    counts = {split: term_counts(table) for split, table in encoded.items()}
-    # Learned on the training split only; kept so prediction weighs new reviews the same way.
-    idf = features.inverse_document_frequency(counts["train"])
-    files.write_npy(paths.IDF, idf)
-    for split, split_counts in counts.items():
-        x = features.weigh(split_counts, params.weighting, idf)
-        files.write_npz(paths.features_npz(split), x)
-        labels = encoded[split]["label"]
-        files.write_parquet(paths.features_parquet(split), features_table(labels, x, params.weighting))
-        files.write_npy(paths.labels(split), labels.to_numpy())
-        print(f"{paths.features_npz(split)}: {x.shape[0]} x {x.shape[1]}, {x.nnz} non-zeros, {params.weighting}")
+    weighting = load_params().vectorize.weighting
+    encoded = {split: open_encoded(split) for split in paths.SPLITS}  # both checked before anything is written
+    # The idf is learned on the training split only, and kept so prediction weighs new
+    # reviews the same way. tfidf weighs by it, so needs a pass over the training split
+    # first; the other weightings learn it as the training split is written.
+    idf = training_idf(*encoded["train"]) if weighting == "tfidf" else None
+    # Compressing an npz takes longer than the rest of its split; each is compressed in
+    # a thread of its own (zlib lets go of the GIL) while the next split is read.
+    with ThreadPoolExecutor(max_workers=len(paths.SPLITS)) as compressing:
+        saved = []
+        for split in paths.SPLITS:  # train first
+            matrix, frequency = vectorize_split(split, *encoded[split], weighting, idf)
+            if split == "train":
+                idf = frequency.idf()  # for tfidf, the same idf again
+                files.write_npy(paths.IDF, idf)
+            saved.append(compressing.submit(matrix.save_npz, paths.features_npz(split)))
+            rows, columns = matrix.shape
+            print(f"{paths.features_npz(split)}: {rows} x {columns}, {matrix.indices.size} non-zeros, {weighting}")
+        for future in saved:
+            future.result()
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@ import io
 import resource
 import ssl
 import tarfile
+import tempfile
 import threading
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import trustme
@@ -225,24 +227,54 @@ def test_reads_only_the_labeled_reviews(tmp_path):
     members = review_members(per_folder=2)
     path = write_archive(tmp_path / "a.tar.gz", {**members, **official_extras()})
     contents = download.read_archive(path)
-    assert len(contents.reviews) == 8 and contents.unexpected == [] and contents.invalid_utf8 == 0
+    assert len(contents.reviews) == 8 and contents.tally.unexpected == [] and contents.tally.invalid_utf8 == 0
     first = next(r for r in contents.reviews if (r.split, r.folder, r.id) == ("train", "pos", 1))
     name = next(n for n in members if n.startswith("aclImdb/train/pos/1_"))
     assert first.text == members[name].decode() and name.endswith(f"_{first.rating}.txt")
 
 
-def test_outputs_are_byte_identical_whatever_the_archive_holds_besides_reviews(tmp_path):
+def test_outputs_are_byte_identical_whatever_the_archive_holds_besides_reviews(tmp_path, monkeypatch, capsys):
     members = review_members(per_folder=3)
     official = write_archive(tmp_path / "official.tar.gz", {**members, **official_extras()})
     repacked = write_archive(tmp_path / "repacked.tar.gz", members, shuffle_seed=7)
     outputs = []
     for archive in (official, repacked):
-        reviews = download.read_archive(archive).reviews
-        table = download.reviews_table(r for r in reviews if r.split == "train")
-        out = tmp_path / f"{archive.stem}.parquet"
-        files.write_parquet(out, table)
-        outputs.append(out.read_bytes())
+        project = tmp_path / archive.stem
+        assert run_download_stage(project, archive, 3, monkeypatch, capsys)[0] == 0
+        outputs.append([(project / "data/raw" / f"{split}.parquet").read_bytes() for split in ("train", "test")])
     assert outputs[0] == outputs[1]
+
+
+def test_the_stage_writes_what_one_table_of_all_reviews_gives(tmp_path, monkeypatch, capsys):
+    archive = write_archive(tmp_path / "a.tar.gz", review_members(per_folder=5), shuffle_seed=3)
+    assert run_download_stage(tmp_path / "project", archive, 5, monkeypatch, capsys)[0] == 0
+    reviews = download.read_archive(archive).reviews
+    for split in ("train", "test"):
+        table = download.reviews_table(r for r in reviews if r.split == split)
+        files.write_parquet(tmp_path / "whole.parquet", table)
+        written = tmp_path / "project/data/raw" / f"{split}.parquet"
+        assert written.read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+
+
+@pytest.mark.parametrize("budget", [1, 2, 500])
+def test_row_groups_of_any_size_hold_the_same_table(tmp_path, monkeypatch, capsys, budget):
+    archive = write_archive(tmp_path / "a.tar.gz", review_members(per_folder=4), shuffle_seed=5)
+    assert run_download_stage(tmp_path / "whole", archive, 4, monkeypatch, capsys)[0] == 0
+    monkeypatch.setattr(download, "TEXT_BYTES_PER_GROUP", budget)
+    assert run_download_stage(tmp_path / "groups", archive, 4, monkeypatch, capsys)[0] == 0
+    for split in ("train", "test"):
+        whole = pq.ParquetFile(tmp_path / "whole/data/raw" / f"{split}.parquet")
+        groups = pq.ParquetFile(tmp_path / "groups/data/raw" / f"{split}.parquet")
+        assert whole.metadata.num_row_groups == 1
+        rows = whole.metadata.num_rows
+        assert groups.metadata.num_row_groups == rows if budget <= 2 else 1 < groups.metadata.num_row_groups < rows
+        assert groups.read().equals(whole.read())
+
+
+def test_row_groups_fill_up_to_the_budget_and_hold_at_least_one_row():
+    groups = list(download.row_groups(np.array([3, 3, 5, 1, 1, 9]), budget=6))
+    assert [(g.start, g.stop) for g in groups] == [(0, 2), (2, 4), (4, 5), (5, 6)]
+    assert list(download.row_groups(np.array([], np.int64), budget=6)) == []
 
 
 def test_table_is_ordered_by_id_then_label_with_label_from_folder(tmp_path):
@@ -260,7 +292,7 @@ def test_wrong_review_count_is_refused_with_the_folder_named(tmp_path):
     del members[next(n for n in members if n.startswith("aclImdb/test/neg/"))]
     path = write_archive(tmp_path / "short.tar.gz", members)
     with pytest.raises(UserError, match=r"short\.tar\.gz: aclImdb/test/neg has 2 reviews, expected 3"):
-        download.check_structure(download.read_archive(path).reviews, 3, path)
+        download.check_counts(download.read_archive(path).tally, 3, path)
 
 
 def test_rating_that_contradicts_its_folder_is_refused(tmp_path):
@@ -268,7 +300,15 @@ def test_rating_that_contradicts_its_folder_is_refused(tmp_path):
     members["aclImdb/train/pos/5_2.txt"] = b"mislabeled"
     path = write_archive(tmp_path / "a.tar.gz", members)
     with pytest.raises(UserError, match=r"train/pos/5_2\.txt has a rating outside 7-10"):
-        download.check_structure(download.read_archive(path).reviews, 1, path)
+        download.spool_archive(path, download.Spool(io.BytesIO()))
+
+
+def test_an_id_too_large_for_the_table_is_refused(tmp_path):
+    members = review_members(per_folder=1)
+    members["aclImdb/test/neg/2147483648_2.txt"] = b"far away"
+    path = write_archive(tmp_path / "a.tar.gz", members)
+    with pytest.raises(UserError, match=r"a\.tar\.gz: test/neg/2147483648_2\.txt has an id above 2147483647$"):
+        download.spool_archive(path, download.Spool(io.BytesIO()))
 
 
 def test_not_an_archive_is_a_one_line_error(tmp_path):
@@ -300,8 +340,8 @@ def test_invalid_utf8_is_replaced_and_counted(tmp_path):
     contents = download.read_archive(write_archive(tmp_path / "a.tar.gz", members))
     review = next(r for r in contents.reviews if (r.split, r.folder) == ("test", "pos"))
     assert review.text == "caf\ufffd was great \ufffd"
-    assert contents.invalid_utf8 == 1
-    assert "1 reviews with invalid UTF-8" in contents.summary(Path("a.tar.gz"))
+    assert contents.tally.invalid_utf8 == 1
+    assert "1 reviews with invalid UTF-8" in contents.tally.summary(Path("a.tar.gz"))
 
 
 def hostile_archive(path: Path, members: dict[str, bytes], outside: Path) -> list[str]:
@@ -398,3 +438,12 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("IMDB_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert download.cache_dir() == tmp_path / "xdg" / "imdb-sentiment-pipeline"
+
+
+def test_a_temporary_folder_that_cannot_be_written_is_one_line_and_no_output(tmp_path, monkeypatch, capsys):
+    archive = write_archive(tmp_path / "a.tar.gz", review_members(per_folder=2))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-there"))  # as TMPDIR would set it
+    code, _, err = run_download_stage(tmp_path / "project", archive, 2, monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith(f"error: cannot write a temporary file in {tmp_path / 'not-there'} (TMPDIR): ")
+    assert not (tmp_path / "project" / "data").exists()

@@ -9,6 +9,7 @@ from pipeline.features import (
     binary,
     inverse_document_frequency,
     log_count_ratio,
+    row_offsets,
     scale_columns,
     term_counts,
     tfidf,
@@ -81,3 +82,16 @@ def test_weigh_gives_each_weighting_from_the_same_counts():
     assert weigh(counts, "binary", idf).toarray().tolist() == [[0, 1, 1], [1, 0, 0]]
     assert weigh(counts, "count", idf).toarray().tolist() == [[0, 2, 1], [1, 0, 0]]
     np.testing.assert_allclose(weigh(counts, "tfidf", idf).toarray(), tfidf(counts, idf).toarray())
+
+
+def test_counts_are_the_same_when_row_times_dimension_needs_64_bit_keys():
+    rng = np.random.default_rng(2)
+    dimension = 2**30  # 5 rows x 2**30 columns do not fit 32-bit keys
+    sequences = [list(rng.integers(0, dimension, 6)) + [dimension - 1] * 2 for _ in range(5)]
+    offsets, flat = row_offsets([len(s) for s in sequences]), np.concatenate(sequences)
+    counts = term_counts(offsets, flat, dimension)
+    for row, sequence in enumerate(sequences):
+        columns, repeats = np.unique(sequence, return_counts=True)
+        assert counts[row].indices.tolist() == columns.tolist()
+        assert counts[row].data.tolist() == repeats.tolist()
+    assert counts.indices.dtype == np.int32 and counts.indptr.dtype == np.int32 and counts.dtype == np.float32

@@ -1,6 +1,8 @@
 """Atomic writes: an output is the old complete file or the new complete file, never half of one."""
 import resource
+import tempfile
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -54,3 +56,32 @@ def test_the_temporary_file_of_a_killed_write_is_removed_by_the_next_write(tmp_p
     files.write_json(tmp_path / "metrics.json", {"accuracy": 0.9})
     assert files.read_json(tmp_path / "metrics.json") == {"accuracy": 0.9}
     assert leftovers(tmp_path) == [unrelated.name]
+
+
+def test_npz_from_spooled_arrays_is_what_savez_compressed_writes(tmp_path):
+    rng = np.random.default_rng(0)
+    indices, data = rng.integers(0, 50, 100_000).astype(np.int32), rng.random(100_000, dtype=np.float32)
+    arrays = {"indices": indices, "indptr": np.arange(11, dtype=np.int32), "format": b"csr", "shape": (10, 50)}
+    np.savez_compressed(tmp_path / "expected.npz", **arrays, data=data)
+    spooled = {name: files.SpooledArray(values.dtype) for name, values in (("indices", indices), ("data", data))}
+    for start in range(0, 100_000, 30_001):  # pieces that do not line up with anything
+        spooled["indices"].append(indices[start : start + 30_001])
+        spooled["data"].append(data[start : start + 30_001])
+    files.write_npz_arrays(tmp_path / "spooled.npz", {**arrays, "indices": spooled["indices"], "data": spooled["data"]})
+    assert (tmp_path / "spooled.npz").read_bytes() == (tmp_path / "expected.npz").read_bytes()
+
+
+def test_a_full_temporary_folder_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-there"))  # as TMPDIR would set it
+    with pytest.raises(UserError, match=r"^cannot write a temporary file in .*not-there \(TMPDIR\): "):
+        files.SpooledArray(np.int32)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    spooled = files.SpooledArray(np.int32)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # writes past 4 kB fail, as on a full disk
+    try:
+        with pytest.raises(UserError, match=r"^cannot write a temporary file in .*: File too large$"):
+            spooled.append(np.zeros(10_000, np.int32))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        spooled.close()

@@ -1,0 +1,112 @@
+"""The vectorize stage a chunk at a time: the outputs must not depend on the chunk size,
+and must be the bytes that vectorizing each split whole gives."""
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import features, files, vectorize, vocab
+from pipeline.cli import UserError, run
+
+ROOT = Path(__file__).resolve().parents[1]
+NUM_WORDS = 40
+OUTPUTS = ["idf.npy", "train.npz", "test.npz", "train-labels.npy", "test-labels.npy"]
+WEIGHTINGS = ["binary", "count", "tfidf"]
+
+
+def encoded_split(seed: int, reviews: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    sequences = [[1, *rng.integers(2, NUM_WORDS, rng.integers(0, 30))] for _ in range(reviews)]
+    sequences[3] = []  # a review with no words at all
+    labels = pa.array(rng.integers(0, 2, reviews), pa.int8())
+    return vocab.encoded_table(labels, pa.array(sequences, pa.list_(pa.int32())), num_words=NUM_WORDS)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    (tmp_path / "data/encoded").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write_encoded(project: Path, row_group_size: int | None) -> None:
+    pq.write_table(encoded_split(1, 23), project / "data/encoded/train.parquet", row_group_size=row_group_size)
+    pq.write_table(encoded_split(2, 11), project / "data/encoded/test.parquet", row_group_size=row_group_size)
+
+
+def vectorize_with(project: Path, weighting: str) -> dict:
+    """Runs the stage; returns its outputs' bytes and, as "<split> twin", the twin read back."""
+    params = project / "params.yaml"
+    default = params.read_text()
+    params.write_text(default.replace("weighting: binary", f"weighting: {weighting}"))
+    try:
+        run(vectorize.main)
+    finally:
+        params.write_text(default)
+    found = {name: (project / "data/features" / name).read_bytes() for name in OUTPUTS}
+    for split in ("train", "test"):
+        found[f"{split} twin"] = pq.read_table(project / f"data/features/{split}.parquet")
+    return found
+
+
+@pytest.mark.parametrize("weighting", WEIGHTINGS)
+@pytest.mark.parametrize("rows_per_chunk", [1, 2, 5])
+def test_any_chunk_size_writes_the_same_outputs(project, monkeypatch, weighting, rows_per_chunk):
+    write_encoded(project, row_group_size=4)  # so that chunks cross row groups
+    whole = vectorize_with(project, weighting)
+    monkeypatch.setattr(vectorize, "ROWS_PER_CHUNK", rows_per_chunk)
+    chunked = vectorize_with(project, weighting)
+    for name in OUTPUTS:
+        assert chunked[name] == whole[name], name
+    for split in ("train", "test"):
+        assert chunked[f"{split} twin"].equals(whole[f"{split} twin"])
+        twin = pq.ParquetFile(project / f"data/features/{split}.parquet")
+        assert twin.metadata.num_row_groups == -(-twin.metadata.num_rows // rows_per_chunk)
+
+
+@pytest.mark.parametrize("weighting", WEIGHTINGS)
+def test_outputs_are_the_bytes_of_vectorizing_each_split_whole(project, tmp_path, weighting):
+    """What the stage wrote when it held every split whole: save_npz, write_parquet, np.save."""
+    write_encoded(project, row_group_size=None)  # one row group, as vocab writes the real splits
+    written = vectorize_with(project, weighting)
+    encoded = {split: pq.read_table(project / f"data/encoded/{split}.parquet") for split in ("train", "test")}
+    counts = {split: vectorize.term_counts(table) for split, table in encoded.items()}
+    idf = features.inverse_document_frequency(counts["train"])
+    expected = tmp_path / "expected"
+    files.write_npy(expected / "idf.npy", idf)
+    for split, table in encoded.items():
+        x = features.weigh(counts[split], weighting, idf)
+        files.write_npz(expected / f"{split}.npz", x)
+        files.write_npy(expected / f"{split}-labels.npy", table["label"].to_numpy())
+        files.write_parquet(expected / f"{split}.parquet", vectorize.features_table(table["label"], x, weighting))
+        twin = (project / f"data/features/{split}.parquet").read_bytes()
+        assert twin == (expected / f"{split}.parquet").read_bytes()
+    for name in OUTPUTS:
+        assert written[name] == (expected / name).read_bytes(), name
+
+
+def test_a_sliced_arrow_list_is_counted_from_its_own_rows():
+    sequences = pa.array([[9, 9], [1, 4, 4], [2], [3, 3, 3]], pa.list_(pa.int32())).slice(1, 2)
+    counts = vectorize.sequence_counts(sequences, 10)
+    assert counts.toarray().tolist() == [[0, 1, 0, 0, 2, 0, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]]
+
+
+def test_missing_num_words_is_named_before_anything_is_written(project, capsys):
+    table = encoded_split(1, 5).replace_schema_metadata({})
+    pq.write_table(table, project / "data/encoded/train.parquet")
+    pq.write_table(table, project / "data/encoded/test.parquet")
+    with pytest.raises(SystemExit):
+        run(vectorize.main)
+    error = capsys.readouterr().err
+    assert error == "error: encoded data has no num_words: rerun the vocab stage (`dvc repro vocab`)\n"
+    assert not (project / "data/features").exists()
+
+
+def test_a_missing_test_split_is_named_before_anything_is_written(project):
+    pq.write_table(encoded_split(1, 5), project / "data/encoded/train.parquet")
+    with pytest.raises(UserError, match=r"^missing input data/encoded/test\.parquet: run `dvc repro` to build it$"):
+        vectorize.main()
+    assert not (project / "data/features").exists()
