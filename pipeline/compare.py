@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import files
 from pipeline.cli import UserError, run
 
 DEFAULT_OUT = Path("compare")
@@ -475,15 +476,14 @@ def building(out: Path) -> Iterator[Path]:
     """A fresh folder beside `out`, renamed onto it (replacing a previous report whole)
     only if the block succeeds; removed otherwise."""
     check_replaceable(out)
-    try:
+    with files.writing(out):
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    except OSError as error:
-        raise UserError(f"cannot write {out}: {error.strerror or error}") from None
     try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        replace_dir(tmp, out)
+        with files.writing(out):  # a full disk while the report is written: one line, not a traceback
+            yield tmp
+            os.chmod(tmp, 0o777 & ~files.UMASK)
+            replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -500,22 +500,20 @@ def check_replaceable(out: Path) -> None:
 
 
 def replace_dir(tmp: Path, out: Path) -> None:
+    """tmp renamed to out; a previous out is set aside first, and put back if the
+    rename fails."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old.", suffix=".tmp"))
+    os.replace(out, old / out.name)
     try:
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old.", suffix=".tmp"))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except OSError as error:
-        raise UserError(f"cannot write {out}: {error.strerror or error}") from None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        os.replace(tmp, out)
+    except OSError:
+        os.replace(old / out.name, out)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_report(out: Path, revs: Sequence[str], specs_too: bool = True) -> list[Missing]:

@@ -44,6 +44,7 @@ BEST = (
 )
 TABLE = paths.METRICS_DIR / "experiments.md"
 POLL_SECONDS = 5
+UNLISTED_SECONDS = 120
 QUEUE_JOBS = 2  # experiments run at once: each fit keeps about one core busy
 
 
@@ -62,10 +63,17 @@ def dvc(*args: str, capture: bool = False) -> str:
 def wait_for_queue(names: list[str]) -> None:
     """Returns once none of the named experiments is queued or running; a failed one
     is a UserError. Reads DVC's own record of their state (`dvc.api.exp_show`), not
-    the text `dvc queue status` prints."""
+    the text `dvc queue status` prints. One not listed yet counts as pending, for a
+    while: DVC lists an experiment a little after its worker takes it."""
+    unlisted_since = time.monotonic()
     while True:
         states = experiment_states(names)
-        if not any(state in ("Queued", "Running") for state in states.values()):
+        unlisted = [name for name in names if name not in states]
+        if not unlisted:
+            unlisted_since = time.monotonic()
+        elif time.monotonic() - unlisted_since > UNLISTED_SECONDS:
+            raise UserError(f"experiments not found: {', '.join(unlisted)}; see `dvc queue status`")
+        if not unlisted and not any(state in ("Queued", "Running") for state in states.values()):
             failed = [name for name, state in states.items() if state == "Failed"]
             if failed:
                 raise UserError(f"experiments failed: {', '.join(failed)}; see `dvc queue logs <name>`")

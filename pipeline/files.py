@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # imported where used: the stages without matrices start fast
     import scipy.sparse
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)  # the process's umask, read once (os.umask can only be read by setting it)
+os.umask(UMASK)
 
 
 @contextlib.contextmanager
@@ -44,7 +44,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+    os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
@@ -100,7 +100,7 @@ def write_json(path: Path, value) -> None:
 
 
 def read_json(path: Path):
-    return json.loads(_existing(path).read_text(encoding="utf-8"))
+    return json.loads(existing(path).read_text(encoding="utf-8"))
 
 
 def write_csv(path: Path, header: Sequence[str], rows) -> None:
@@ -112,12 +112,12 @@ def write_csv(path: Path, header: Sequence[str], rows) -> None:
 
 
 def read_csv(path: Path, delimiter: str = ",") -> list[dict[str, str]]:
-    with open(_existing(path), encoding="utf-8", newline="") as stream:
+    with open(existing(path), encoding="utf-8", newline="") as stream:
         return list(csv.DictReader(stream, delimiter=delimiter))
 
 
 def copy(source: Path, target: Path) -> None:
-    with open(_existing(source), "rb") as stream, atomic_open(target) as out:
+    with open(existing(source), "rb") as stream, atomic_open(target) as out:
         shutil.copyfileobj(stream, out)
 
 
@@ -135,7 +135,7 @@ def write_parquet_groups(path: Path, schema: pa.Schema, tables: Iterable[pa.Tabl
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
-    return pq.read_table(_existing(path), columns=columns)
+    return pq.read_table(existing(path), columns=columns)
 
 
 def write_npz(path: Path, matrix: scipy.sparse.csr_matrix) -> None:
@@ -203,21 +203,21 @@ def write_npz_arrays(path: Path, arrays: Mapping[str, np.ndarray | SpooledArray]
 
 
 def read_npy(path: Path) -> np.ndarray:
-    return np.load(_existing(path), allow_pickle=False)
+    return np.load(existing(path), allow_pickle=False)
 
 
 def read_npz(path: Path) -> scipy.sparse.csr_matrix:
     import scipy.sparse
 
-    return scipy.sparse.load_npz(_existing(path)).tocsr()
+    return scipy.sparse.load_npz(existing(path)).tocsr()
 
 
 def count_rows(path: Path) -> int:
     """The length of a saved array, without reading it."""
-    return np.load(_existing(path), mmap_mode="r", allow_pickle=False).shape[0]
+    return np.load(existing(path), mmap_mode="r", allow_pickle=False).shape[0]
 
 
-def _existing(path: Path) -> Path:
+def existing(path: Path) -> Path:
     if not path.exists():
         raise UserError(f"missing input {path}: run `dvc repro` to build it")
     return path

@@ -335,7 +335,7 @@ def scored_chunks(
     scorer: Scorer, reviews: Iterator[list[InputReview]], args: argparse.Namespace, source: Source
 ) -> Iterator[tuple[list[InputReview], list[str]]]:
     """Each chunk with its output lines, in order. An input of more than one chunk is
-    scored on every core (tokenizing in Python is most of the work), with at most two
+    scored on every core (encoding and the forward pass are most of the work), with at most two
     chunks per core in flight, so memory stays flat however long the input is."""
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     one_process = source.interactive or workers < 2 or "fork" not in multiprocessing.get_all_start_methods()

@@ -166,10 +166,12 @@ def sparse_batches(
     batch_size: int = VALIDATION_BATCH_SIZE,
     shuffle_seed: int | None = None,
     column_scale: np.ndarray | None = None,
+    cache: bool = False,
 ) -> tf.data.Dataset:
     """Batches of tf.SparseTensor rows (with labels when y is given), cut inside
     TensorFlow from one copy of the matrix; reshuffled every epoch when seeded;
-    each column multiplied by column_scale when given (batch by batch, no copy)."""
+    each column multiplied by column_scale when given (batch by batch, no copy);
+    kept after the first pass when cache is set."""
     x = x.tocsr()
     x.sort_indices()
     row_splits = tf.constant(x.indptr, tf.int64)
@@ -197,7 +199,10 @@ def sparse_batches(
     rows = tf.data.Dataset.range(x.shape[0])
     if shuffle_seed is not None:
         rows = rows.shuffle(x.shape[0], seed=shuffle_seed, reshuffle_each_iteration=True)
-    return rows.batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+    batches = rows.batch(batch_size).map(gather)
+    if cache:  # the batches are kept after the first pass, and prefetching goes on from the copy
+        batches = batches.cache()
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def train_model(
@@ -222,7 +227,9 @@ def train_model(
     train_batches, ratio, num_words = _training_batches(load_train, params)
     # Cut once and kept, about 2.6 MB per 1,000 reviews: cutting them again every
     # epoch took longer than scoring them.
-    val_batches = None if load_validation is None else sparse_batches(*load_validation(), column_scale=ratio).cache()
+    val_batches = None
+    if load_validation is not None:
+        val_batches = sparse_batches(*load_validation(), column_scale=ratio, cache=True)
     model = build_model(num_words, params)
     history = model.fit(
         train_batches,

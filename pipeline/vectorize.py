@@ -29,18 +29,17 @@ import scipy.sparse
 from pipeline import features, files, paths
 from pipeline.cli import UserError, run
 from pipeline.params import load_params
+from pipeline.ragged import row_offsets
 
 # Rows per chunk, and so per row group of the parquet twin: a real split (25,000
 # reviews) is one chunk, so its twin is the single row group it always was.
 ROWS_PER_CHUNK = 1 << 15
+INT32_MAX = np.iinfo(np.int32).max
 
 
 def open_encoded(split: str) -> tuple[pq.ParquetFile, int]:
     """The encoded split, unread, and its num_words."""
-    path = paths.encoded(split)
-    if not path.exists():
-        raise UserError(f"missing input {path}: run `dvc repro` to build it")
-    encoded = pq.ParquetFile(path)
+    encoded = pq.ParquetFile(files.existing(paths.encoded(split)))
     return encoded, num_words_of(encoded.schema_arrow)
 
 
@@ -124,7 +123,12 @@ class SpooledCsr:
     def save_npz(self, path: Path) -> None:
         """Writes the npz and frees the disk space; the bytes are save_npz's (compressed)."""
         try:
-            indptr = features.row_offsets(np.concatenate([np.zeros(0, np.int32), *self.row_lengths]))
+            indptr = row_offsets(np.concatenate([np.zeros(0, np.int32), *self.row_lengths]))
+            if indptr[-1] > INT32_MAX:  # the row offsets are int32, as save_npz writes them for the model stages
+                raise UserError(
+                    f"{path}: {indptr[-1]:,} non-zero features do not fit; expected at most {INT32_MAX:,} "
+                    "(fewer reviews per file or a smaller vocab.num_words)"
+                )
             # save_npz's members, in its order, with its types.
             files.write_npz_arrays(
                 path,

@@ -110,3 +110,13 @@ def test_a_missing_test_split_is_named_before_anything_is_written(project):
     with pytest.raises(UserError, match=r"^missing input data/encoded/test\.parquet: run `dvc repro` to build it$"):
         vectorize.main()
     assert not (project / "data/features").exists()
+
+
+def test_more_non_zeros_than_int32_offsets_hold_is_one_line_and_writes_no_matrix(project, monkeypatch, capsys):
+    write_encoded(project, row_group_size=None)
+    monkeypatch.setattr(vectorize, "INT32_MAX", 50)  # the real limit, 2**31 - 1, scaled down
+    with pytest.raises(SystemExit):
+        run(vectorize.main)
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: data/features/train.npz: ") and "expected at most 50" in line
+    assert not (project / "data/features/train.npz").exists()
