@@ -394,25 +394,42 @@ class _Counter:
 def rank_terms(corpus: Corpus) -> dict[str, int]:
     """text.py's word index: rank by count, descending, then by the term; multi-word terms
     seen only once are left out."""
+    return rank(term_counts(corpus))
+
+
+def term_counts(corpus: Corpus, every_ngram: bool = False) -> pa.Table:
+    """How often each term occurs (columns count, term). Multi-word terms seen once are
+    left out unless every_ngram: there are millions of them, and a corpus read in parts
+    needs them, since a pair seen once in each part is seen twice in all."""
     low, high = corpus.ngram_range
     base = max(len(corpus.words), 1)
     counter = _Counter(high)
     counter.counts[1] = np.bincount(corpus.ids, minlength=len(corpus.words))
-    spelled, counted = [], []
+    spelled, counted = [pa.array([], pa.large_string())], [np.zeros(0, np.int64)]
     for level in levels(corpus.offsets, corpus.ids, high, base, counter):
         if level.n < low:
             continue
         counts = counter.counts[level.n]
-        chosen = np.arange(len(counts)) if level.n == 1 else np.flatnonzero(counts > 1)
+        chosen = np.arange(len(counts)) if level.n == 1 or every_ngram else np.flatnonzero(counts > 1)
         spelled.append(_spell(corpus.words, counter.codes, base, level.n, chosen))
-        counted.append(counts[chosen])
-    if not spelled:
-        return {}
-    table = pa.table({"count": pa.array(np.concatenate(counted)), "term": pa.concat_arrays(spelled)})
+        counted.append(counts[chosen].astype(np.int64))
+    return pa.table({"count": pa.array(np.concatenate(counted)), "term": pa.concat_arrays(spelled)})
+
+
+def merged_counts(tables: list[pa.Table]) -> pa.Table:
+    """term_counts of several parts of a corpus, added up term by term."""
+    summed = pa.concat_tables(tables).group_by("term").aggregate([("count", "sum")])
+    return pa.table({"count": summed["count_sum"], "term": summed["term"]})
+
+
+def rank(counts: pa.Table) -> dict[str, int]:
+    """{term: rank} from term counts: by count, descending, then by the term; multi-word
+    terms seen once left out."""
+    kept = counts.filter(pc.or_(pc.greater(counts["count"], 1), pc.invert(pc.match_substring(counts["term"], " "))))
     # Arrow orders strings by their UTF-8 bytes, which is the order of their code points,
     # as Python compares str.
-    order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("term", "ascending")])
-    ranked = table["term"].take(order).to_pylist()
+    order = pc.sort_indices(kept, sort_keys=[("count", "descending"), ("term", "ascending")])
+    ranked = kept["term"].take(order).to_pylist()
     return {term: rank for rank, term in enumerate(ranked, start=1)}
 
 
