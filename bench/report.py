@@ -8,7 +8,7 @@ from bench.probe import SAMPLE_SECONDS, Measurement
 
 # evaluate scores with the TensorFlow-free forward pass (pipeline/inference.py)
 MODEL_FREE_STAGES = ("download", "vocab", "vectorize", "evaluate", "plot")
-MAX_WALL_RATIO = 0.4
+MAX_WALL_RATIOS = (0.5, 0.4)  # the pipeline's wall time against the chapter's: the target, then the first one
 MAX_STAGE_BYTES = 1_000_000_000
 MAX_EPOCH_S = 0.2
 MAX_ACCURACY_GAP = 0.005
@@ -87,15 +87,18 @@ def comparison_rows(chapter: ChapterResult, pipeline: PipelineResult) -> list[li
     stage, b_peak = largest_stage(pipeline)
     a_epoch, b_epoch = chapter.seconds_per_epoch, pipeline.seconds_per_epoch
     a_acc, b_acc = chapter.test_accuracy, pipeline.test_accuracy
-    return [
+    wall_rows = [
         [
-            "wall time, end to end (s)",
+            "wall time, end to end (s)" if ratio == MAX_WALL_RATIOS[0] else "wall time, against the first target (s)",
             _seconds(a_wall),
             _seconds(b_wall),
             _ratio(b_wall, a_wall),
-            f"(b)/(a) ≤ {MAX_WALL_RATIO}",
-            _met(b_wall <= MAX_WALL_RATIO * a_wall),
-        ],
+            f"(b)/(a) ≤ {ratio}",
+            _met(b_wall <= ratio * a_wall),
+        ]
+        for ratio in MAX_WALL_RATIOS
+    ]
+    return wall_rows + [
         [
             f"peak memory (MB): (a) the script, (b) its largest stage, {stage}",
             _megabytes(chapter.process.peak_rss_bytes),

@@ -33,6 +33,10 @@ if TYPE_CHECKING:  # imported where used: the stages without matrices start fast
 UMASK = os.umask(0)  # the process's umask, read once (os.umask can only be read by setting it)
 os.umask(UMASK)
 
+# Deflate's fastest level: on the feature matrices' column indices it compresses
+# seven times faster than numpy's and scipy's default (6), for files 11% larger.
+NPZ_COMPRESSLEVEL = 1
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
@@ -139,10 +143,14 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
 
 
 def write_npz(path: Path, matrix: scipy.sparse.csr_matrix) -> None:
-    import scipy.sparse
+    """What scipy.sparse.save_npz writes, compressed at NPZ_COMPRESSLEVEL."""
+    matrix = matrix.tocsr()
+    write_npz_arrays(path, csr_members(matrix.indices, matrix.indptr, matrix.shape, matrix.data))
 
-    with atomic_open(path) as stream:
-        scipy.sparse.save_npz(stream, matrix)
+
+def csr_members(indices, indptr: np.ndarray, shape: tuple[int, int], data) -> dict[str, object]:
+    """save_npz's members for a CSR matrix, in its order, with its types."""
+    return {"indices": indices, "indptr": indptr, "format": b"csr", "shape": shape, "data": data}
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:
@@ -179,13 +187,13 @@ class SpooledArray:
         self._file.close()
 
 
-def write_npz_arrays(path: Path, arrays: Mapping[str, np.ndarray | SpooledArray]) -> None:
-    """The bytes np.savez_compressed(path, **arrays) writes, with each SpooledArray copied
-    through a piece at a time rather than read whole. (Deflate output does not depend on
-    how its input is cut, and numpy writes the same .npy header for the same dtype and
-    shape, so the file is the one savez_compressed would write.)"""
+def write_npz_arrays(path: Path, arrays: Mapping[str, object]) -> None:
+    """np.savez_compressed(path, **arrays) at NPZ_COMPRESSLEVEL, with each SpooledArray
+    copied through a piece at a time rather than read whole. Deflate output does not
+    depend on how its input is cut, and numpy writes the same .npy header for the same
+    dtype and shape, so the bytes depend only on the arrays."""
     with atomic_open(path) as stream, zipfile.ZipFile(
-        stream, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True
+        stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=NPZ_COMPRESSLEVEL, allowZip64=True
     ) as archive:
         for name, array in arrays.items():
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:

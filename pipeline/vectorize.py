@@ -103,7 +103,7 @@ def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix, weighting:
 class SpooledCsr:
     """A float32 CSR matrix appended a block of rows at a time, its indices and values
     kept on disk (the row offsets, 4 bytes a row, in memory); saved as
-    scipy.sparse.save_npz saves the whole matrix."""
+    files.write_npz saves a whole matrix."""
 
     def __init__(self, columns: int):
         self.columns = columns
@@ -121,7 +121,7 @@ class SpooledCsr:
         return sum(len(lengths) for lengths in self.row_lengths), self.columns
 
     def save_npz(self, path: Path) -> None:
-        """Writes the npz and frees the disk space; the bytes are save_npz's (compressed)."""
+        """Writes the npz and frees the disk space; the bytes are files.write_npz's."""
         try:
             indptr = row_offsets(np.concatenate([np.zeros(0, np.int32), *self.row_lengths]))
             if indptr[-1] > INT32_MAX:  # the row offsets are int32, as save_npz writes them for the model stages
@@ -129,17 +129,8 @@ class SpooledCsr:
                     f"{path}: {indptr[-1]:,} non-zero features do not fit; expected at most {INT32_MAX:,} "
                     "(fewer reviews per file or a smaller vocab.num_words)"
                 )
-            # save_npz's members, in its order, with its types.
-            files.write_npz_arrays(
-                path,
-                {
-                    "indices": self.indices,
-                    "indptr": indptr.astype(np.int32),
-                    "format": b"csr",
-                    "shape": self.shape,
-                    "data": self.data,
-                },
-            )
+            members = files.csr_members(self.indices, indptr.astype(np.int32), self.shape, self.data)
+            files.write_npz_arrays(path, members)
         finally:
             self.indices.close()
             self.data.close()
@@ -174,21 +165,24 @@ def main() -> None:
     # reviews the same way. tfidf weighs by it, so needs a pass over the training split
     # first; the other weightings learn it as the training split is written.
     idf = training_idf(*encoded["train"]) if weighting == "tfidf" else None
-    # Compressing an npz takes longer than the rest of its split; each is compressed in
-    # a thread of its own (zlib lets go of the GIL) while the next split is read.
-    with ThreadPoolExecutor(max_workers=len(paths.SPLITS)) as compressing:
-        saved = []
-        for split in paths.SPLITS:  # train first
-            matrix, frequency = vectorize_split(split, *encoded[split], weighting, idf)
+    # The splits are written side by side, each in a thread of its own: zlib, sorting
+    # and Arrow's reading and writing let go of the GIL.
+    with ThreadPoolExecutor(max_workers=len(paths.SPLITS)) as threads:
+        written = {split: threads.submit(write_split, split, *encoded[split], weighting, idf) for split in paths.SPLITS}
+        for split, future in written.items():  # train first
+            matrix, frequency = future.result()
             if split == "train":
-                idf = frequency.idf()  # for tfidf, the same idf again
-                files.write_npy(paths.IDF, idf)
-            saved.append(compressing.submit(matrix.save_npz, paths.features_npz(split)))
+                files.write_npy(paths.IDF, frequency.idf())  # for tfidf, the same idf again
             rows, columns = matrix.shape
             print(f"{paths.features_npz(split)}: {rows} x {columns}, {matrix.indices.size} non-zeros, {weighting}")
-        for future in saved:
-            future.result()
 
+
+def write_split(
+    split: str, encoded: pq.ParquetFile, num_words: int, weighting: str, idf: np.ndarray | None
+) -> tuple[SpooledCsr, DocumentFrequency]:
+    matrix, frequency = vectorize_split(split, encoded, num_words, weighting, idf)
+    matrix.save_npz(paths.features_npz(split))
+    return matrix, frequency
 
 if __name__ == "__main__":
     run(main)

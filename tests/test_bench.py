@@ -146,19 +146,20 @@ def test_targets_met_when_the_pipeline_is_within_every_limit():
 @pytest.mark.parametrize(
     "changes, failed",
     [
-        (dict(pipeline_wall=41.0), "wall time, end to end"),
-        (dict(stage_peak=1001 * MB), "peak memory"),
-        (dict(epoch=0.21), "seconds per validation-run epoch"),
-        (dict(epoch=None), "seconds per validation-run epoch"),
-        (dict(accuracy=0.8805), "test accuracy"),
-        (dict(noop_s=3.1), "`dvc repro` with nothing to do"),
-        (dict(noop_reran=["vocab"]), "`dvc repro` with nothing to do"),
-        (dict(tensorflow_in=("vocab", "validate")), "stages that train nothing but loaded TensorFlow"),
+        (dict(pipeline_wall=41.0), {"wall time, against the first target"}),
+        (dict(pipeline_wall=51.0), {"wall time, end to end", "wall time, against the first target"}),
+        (dict(stage_peak=1001 * MB), {"peak memory"}),
+        (dict(epoch=0.21), {"seconds per validation-run epoch"}),
+        (dict(epoch=None), {"seconds per validation-run epoch"}),
+        (dict(accuracy=0.8805), {"test accuracy"}),
+        (dict(noop_s=3.1), {"`dvc repro` with nothing to do"}),
+        (dict(noop_reran=["vocab"]), {"`dvc repro` with nothing to do"}),
+        (dict(tensorflow_in=("vocab", "validate")), {"stages that train nothing but loaded TensorFlow"}),
     ],
 )
 def test_each_target_fails_on_its_own(changes, failed):
     outcome = verdicts(results(**changes))
-    assert {name for name, met in outcome.items() if met != "yes"} == {failed}
+    assert {name for name, met in outcome.items() if met != "yes"} == failed
 
 
 def test_report_names_the_largest_stage_and_the_stages_that_loaded_tensorflow():
@@ -203,7 +204,8 @@ def test_quick_benchmark_reports_every_row_with_numbers(tmp_path):
 
     comparison = tables["Against the chapter, and the targets"]
     assert [row[0].split(":")[0] for row in comparison] == [
-        "wall time, end to end (s)", "peak memory (MB)", "seconds per validation-run epoch", "test accuracy",
+        "wall time, end to end (s)", "wall time, against the first target (s)", "peak memory (MB)",
+        "seconds per validation-run epoch", "test accuracy",
     ]
     for _, a, b, ratio, _, met in comparison:
         assert float(ratio) == pytest.approx(float(b) / float(a), rel=0.01, abs=0.002)

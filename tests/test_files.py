@@ -1,10 +1,12 @@
 """Atomic writes: an output is the old complete file or the new complete file, never half of one."""
 import resource
 import tempfile
+import zipfile
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import scipy.sparse
 
 from pipeline import files
 from pipeline.cli import UserError
@@ -58,17 +60,32 @@ def test_the_temporary_file_of_a_killed_write_is_removed_by_the_next_write(tmp_p
     assert leftovers(tmp_path) == [unrelated.name]
 
 
-def test_npz_from_spooled_arrays_is_what_savez_compressed_writes(tmp_path):
+def test_npz_from_spooled_arrays_holds_what_savez_writes_whatever_the_pieces(tmp_path):
     rng = np.random.default_rng(0)
     indices, data = rng.integers(0, 50, 100_000).astype(np.int32), rng.random(100_000, dtype=np.float32)
     arrays = {"indices": indices, "indptr": np.arange(11, dtype=np.int32), "format": b"csr", "shape": (10, 50)}
-    np.savez_compressed(tmp_path / "expected.npz", **arrays, data=data)
+    np.savez(tmp_path / "expected.npz", **arrays, data=data)
+    files.write_npz_arrays(tmp_path / "whole.npz", {**arrays, "data": data})
     spooled = {name: files.SpooledArray(values.dtype) for name, values in (("indices", indices), ("data", data))}
     for start in range(0, 100_000, 30_001):  # pieces that do not line up with anything
         spooled["indices"].append(indices[start : start + 30_001])
         spooled["data"].append(data[start : start + 30_001])
     files.write_npz_arrays(tmp_path / "spooled.npz", {**arrays, "indices": spooled["indices"], "data": spooled["data"]})
-    assert (tmp_path / "spooled.npz").read_bytes() == (tmp_path / "expected.npz").read_bytes()
+    assert (tmp_path / "spooled.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
+    with zipfile.ZipFile(tmp_path / "spooled.npz") as written, zipfile.ZipFile(tmp_path / "expected.npz") as expected:
+        assert written.namelist() == expected.namelist()  # members in numpy's order
+        for name in expected.namelist():
+            assert written.getinfo(name).compress_type == zipfile.ZIP_DEFLATED
+            assert written.read(name) == expected.read(name), name
+
+
+def test_a_matrix_written_as_npz_loads_as_scipy_saved_it(tmp_path):
+    x = scipy.sparse.random(40, 30, density=0.2, format="csr", dtype=np.float32, random_state=0)
+    files.write_npz(tmp_path / "x.npz", x)
+    scipy.sparse.save_npz(tmp_path / "scipy.npz", x)
+    loaded, expected = scipy.sparse.load_npz(tmp_path / "x.npz"), scipy.sparse.load_npz(tmp_path / "scipy.npz")
+    assert loaded.format == expected.format and loaded.dtype == expected.dtype
+    assert (loaded != expected).nnz == 0 and loaded.indptr.dtype == expected.indptr.dtype
 
 
 def test_a_full_temporary_folder_is_a_one_line_error(tmp_path, monkeypatch):

@@ -104,7 +104,7 @@ def test_batches_scale_columns_for_multi_hot_and_weighted_features():
     np.testing.assert_array_equal(ones, x.toarray())
 
 
-def test_sparse_product_is_kerass_bit_for_bit_with_its_gradient():
+def test_sparse_product_and_its_gradient_are_kerass_bit_for_bit_with_a_dense_gradient():
     import tensorflow as tf
 
     rng = np.random.default_rng(1)
@@ -116,19 +116,22 @@ def test_sparse_product_is_kerass_bit_for_bit_with_its_gradient():
         kernel = tf.Variable(rng.normal(size=(30, 5)).astype(np.float32))
         upstream = tf.constant(rng.normal(size=(12, 5)).astype(np.float32))
         results = []
-        for product in (keras.ops.matmul, lambda b, k: training.sparse_product(b, tf.convert_to_tensor(k))):
+        for product, gradient_type in (
+            (keras.ops.matmul, tf.IndexedSlices),
+            (lambda b, k: training.sparse_product(b, tf.convert_to_tensor(k)), tf.Tensor),  # applied as a Dense's
+        ):
             with tf.GradientTape() as tape:
                 out = product(batch, kernel)
                 total = tf.reduce_sum(out * upstream)
             gradient = tape.gradient(total, kernel)
-            assert isinstance(gradient, tf.IndexedSlices)  # as Keras's: the optimizer updates it as sparse
+            assert isinstance(gradient, gradient_type)
             results.append((out.numpy(), tf.convert_to_tensor(gradient).numpy()))
         (keras_out, keras_gradient), (out, gradient) = results
         np.testing.assert_array_equal(out, keras_out)
         np.testing.assert_array_equal(gradient, keras_gradient)
 
 
-def test_fit_gives_what_kerass_own_dense_layer_gives_and_keeps_it_plain(monkeypatch):
+def test_fit_agrees_with_kerass_own_dense_layer_and_keeps_it_plain(monkeypatch):
     x, y = toy_data()
     fits = []
     for _ in range(2):
@@ -139,9 +142,13 @@ def test_fit_gives_what_kerass_own_dense_layer_gives_and_keeps_it_plain(monkeypa
         fits.append((fitted, model.get_weights()))
         monkeypatch.setattr(training, "_SparseInputDense", keras.layers.Dense)  # the second fit: Keras's own product
     (ours, our_weights), (keras_history, keras_weights) = fits
-    assert ours == keras_history
+    # The optimizer applies a dense gradient where Keras's is sparse: the same update,
+    # rounded differently, so the fits agree to float32 precision.
+    assert ours.keys() == keras_history.keys()
+    for name, values in ours.items():
+        np.testing.assert_allclose(values, keras_history[name], rtol=1e-5, err_msg=name)
     for mine, theirs in zip(our_weights, keras_weights, strict=True):
-        np.testing.assert_array_equal(mine, theirs)
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-6)
 
 
 def test_train_model_lets_go_of_the_matrices_it_read_before_fitting(monkeypatch):
