@@ -136,6 +136,7 @@ def write_parquet_groups(path: Path, schema: pa.Schema, tables: Iterable[pa.Tabl
     with atomic_open(path) as stream, pq.ParquetWriter(stream, schema) as writer:
         for table in tables:
             writer.write_table(table)
+            del table  # not held while the next one is made
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:

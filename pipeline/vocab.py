@@ -9,6 +9,7 @@ data/vocab/decoded_samples.txt, the first training reviews decoded back to words
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Iterator
@@ -24,7 +25,10 @@ from pipeline.corpus import Corpus
 from pipeline.params import load_params
 
 DECODED_SAMPLES = 5
-ROWS_PER_CHUNK = 1 << 15  # reviews read, tokenized and encoded at a time; a real split is one chunk
+ROWS_PER_CHUNK = 1 << 15  # reviews read, tokenized and counted at a time; a real split is one chunk
+# Each split's first chunk is tokenized while the word index is counted; the rest are
+# encoded in halves, so the two splits encoded side by side stay within 1 GB.
+ROWS_PER_ENCODED_CHUNK = 1 << 14  # divides ROWS_PER_CHUNK
 
 
 def list_array(offsets: np.ndarray, indices: np.ndarray) -> pa.ListArray:
@@ -51,13 +55,24 @@ def decoded_samples(raw: pa.Table, sequences: pa.ListArray, word_index: dict[str
     return "\n\n".join(blocks) + "\n"
 
 
-def indexed_chunks(split: str, ngram_range: tuple[int, int], skip: int = 0) -> Iterator[tuple[pa.RecordBatch, Corpus]]:
-    """The split's raw reviews, ROWS_PER_CHUNK at a time, without their text, each with
-    its reviews as word ids; the first `skip` chunks are passed over unread."""
-    raw = pq.ParquetFile(files.existing(paths.raw(split)))
-    for number, batch in enumerate(raw.iter_batches(batch_size=ROWS_PER_CHUNK)):
-        if number >= skip:
-            yield batch.drop_columns(["text"]), text.index_corpus(batch.column("text"), ngram_range)
+def indexed_chunks(
+    split: str, ngram_range: tuple[int, int], rows: int | None = None, after: int = 0
+) -> Iterator[tuple[pa.RecordBatch, Corpus]]:
+    """The split's raw reviews after the first `after` (a multiple of `rows`), `rows`
+    (ROWS_PER_CHUNK unless given) at a time, without their text, each with its reviews
+    as word ids."""
+    rows = rows or ROWS_PER_CHUNK
+    # Read a buffer at a time, not a row group (up to 64 MB of text) ahead: at 8 times
+    # the real reviews that held 180 MB more.
+    raw = pq.ParquetFile(files.existing(paths.raw(split)), pre_buffer=False, buffer_size=1 << 20)
+    # map holds no chunk once it is handed on: a chunk's text and words are freed
+    # before the next chunk is read.
+    batches = itertools.islice(raw.iter_batches(batch_size=rows), after // rows, None)
+    return map(functools.partial(_indexed, ngram_range=ngram_range), batches)
+
+
+def _indexed(batch: pa.RecordBatch, ngram_range: tuple[int, int]) -> tuple[pa.RecordBatch, Corpus]:
+    return batch.drop_columns(["text"]), text.index_corpus(batch.column("text"), ngram_range)
 
 
 def word_index_of(chunks: Iterator[tuple[pa.RecordBatch, Corpus]]) -> tuple[tuple[pa.RecordBatch, Corpus], dict]:
@@ -68,20 +83,32 @@ def word_index_of(chunks: Iterator[tuple[pa.RecordBatch, Corpus]]) -> tuple[tupl
     second = next(chunks, None)
     if second is None:  # the real splits: counted as one, as fast as the whole corpus allows
         return first, corpus.rank_terms(first[1])
+    counts = map(lambda chunk: corpus.term_counts(chunk[1], every_ngram=True), itertools.chain([second], chunks))
+    del second  # each chunk is freed once counted
     total = corpus.term_counts(first[1], every_ngram=True)
-    for _, indexed in itertools.chain([second], chunks):
-        total = corpus.merged_counts([total, corpus.term_counts(indexed, every_ngram=True)])
+    for part in counts:
+        total = corpus.merged_counts([total, part])
     return first, corpus.rank(total)
 
 
-def encoded_tables(chunks, encoder: corpus.Encoder, num_words: int, first: list) -> Iterator[pa.Table]:
-    """Each chunk encoded; the chunks holding the first DECODED_SAMPLES reviews are also
-    put in `first`, as (raw batch, encoded table), for the samples."""
-    for batch, indexed in chunks:
+def encoded_tables(chunks, encoder: corpus.Encoder, num_words: int, samples: list | None = None) -> Iterator[pa.Table]:
+    """Each chunk encoded. With `samples`, copies of the first DECODED_SAMPLES reviews are
+    put there, as (raw batch, encoded table) pairs, and nothing more is kept."""
+
+    def encoded(chunk: tuple[pa.RecordBatch, Corpus]) -> pa.Table:
+        batch, indexed = chunk
         table = encoded_table(batch.column("label"), list_array(*encoder.encode_corpus(indexed)), num_words)
-        if sum(len(kept) for kept, _ in first) < DECODED_SAMPLES:
-            first.append((batch, table))
-        yield table
+        wanted = 0 if samples is None else DECODED_SAMPLES - sum(len(kept) for kept, _ in samples)
+        if wanted > 0:
+            samples.append((_copied(batch.slice(0, wanted)), _copied(table.slice(0, wanted))))
+        return table
+
+    return map(encoded, chunks)  # holding no chunk once it is encoded
+
+
+def _copied(rows: pa.Table | pa.RecordBatch) -> pa.Table:
+    """A few rows in buffers of their own: a slice would keep its whole chunk's."""
+    return pa.Table.from_pylist(rows.to_pylist(), rows.schema)
 
 
 def main() -> None:
@@ -90,32 +117,36 @@ def main() -> None:
     schema = encoded_table(pa.array([], pa.int8()), list_array(np.zeros(1, np.int64), []), params.num_words).schema
     # A chunk at a time, so memory stays flat however large the corpus. The first chunk
     # of each split is tokenized once and kept; the test split's beside the counting of
-    # the training split (Arrow's kernels and numpy let go of the GIL). A real split is
-    # one chunk, so its encoded file is the single row group it always was.
+    # the training split (Arrow's kernels and numpy let go of the GIL). Then the splits
+    # are encoded side by side. A real split is one chunk, so its encoded file is the
+    # single row group it always was.
     with ThreadPoolExecutor(max_workers=len(paths.SPLITS)) as pool:
-        test_chunks = indexed_chunks("test", ngram_range)
-        first_test = pool.submit(next, test_chunks, None)
+        first_test = pool.submit(next, indexed_chunks("test", ngram_range), None)
         first_train, word_index = word_index_of(indexed_chunks("train", ngram_range))  # the training split only
         index_of = text.word_to_index(word_index, params.num_words, params.skip_top)
         encoder = corpus.Encoder(index_of, ngram_range)
         chunks = {
-            "train": itertools.chain([first_train], indexed_chunks("train", ngram_range, skip=1)),
-            "test": itertools.chain([first_test.result()] if first_test.result() else [], test_chunks),
+            split: itertools.chain(
+                [first] if first else [],
+                indexed_chunks(split, ngram_range, ROWS_PER_ENCODED_CHUNK, after=ROWS_PER_CHUNK),
+            )
+            for split, first in (("train", first_train), ("test", first_test.result()))
         }
-        first_tables = {split: [] for split in paths.SPLITS}
+        del first_train, first_test  # the chains hold them until they are encoded, and no longer
+        first_reviews: list[tuple[pa.Table, pa.Table]] = []  # the training split's, for the decoded samples
         writes = [
             pool.submit(
                 files.write_parquet_groups,
                 paths.encoded(split),
                 schema,
-                encoded_tables(chunks[split], encoder, params.num_words, first_tables[split]),
+                encoded_tables(chunks[split], encoder, params.num_words, first_reviews if split == "train" else None),
             )
             for split in paths.SPLITS
         ]
         for write in writes:
             write.result()
-    raw = pa.Table.from_batches([batch for batch, _ in first_tables["train"]])
-    sequences = pa.concat_tables([table for _, table in first_tables["train"]])["sequence"].combine_chunks()
+    raw = pa.concat_tables([batch for batch, _ in first_reviews])
+    sequences = pa.concat_tables([table for _, table in first_reviews])["sequence"].combine_chunks()
     samples = decoded_samples(raw, sequences, word_index)
     files.write_text(paths.WORD_INDEX, json.dumps(word_index, ensure_ascii=False) + "\n")
     files.write_text(paths.DECODED_SAMPLES, samples)

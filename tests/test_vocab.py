@@ -46,16 +46,21 @@ def vocab_with(project: Path, ngram_range: str) -> dict:
 
 
 @pytest.mark.parametrize("ngram_range", ["[1, 1]", "[1, 2]"])
-@pytest.mark.parametrize("rows_per_chunk", [1, 2, 5])
-def test_any_chunk_size_gives_the_same_word_index_and_encoding(project, monkeypatch, ngram_range, rows_per_chunk):
+@pytest.mark.parametrize("rows_per_chunk, rows_per_encoded_chunk", [(1, 1), (2, 1), (6, 3), (5, 5)])
+def test_any_chunk_size_gives_the_same_word_index_and_encoding(
+    project, monkeypatch, ngram_range, rows_per_chunk, rows_per_encoded_chunk
+):
     whole = vocab_with(project, ngram_range)
     monkeypatch.setattr(vocab, "ROWS_PER_CHUNK", rows_per_chunk)
+    monkeypatch.setattr(vocab, "ROWS_PER_ENCODED_CHUNK", rows_per_encoded_chunk)
     chunked = vocab_with(project, ngram_range)
     assert chunked["word_index"] == whole["word_index"]
     assert chunked["samples"] == whole["samples"]
     for split in ("train", "test"):
         assert chunked[split].equals(whole[split])
-        encoded = pq.ParquetFile(project / f"data/encoded/{split}.parquet")
-        assert encoded.metadata.num_row_groups == -(-encoded.metadata.num_rows // rows_per_chunk)
+        encoded = pq.ParquetFile(project / f"data/encoded/{split}.parquet").metadata
+        # the first chunk as counted, then the rest in encoding's smaller chunks
+        rest = max(encoded.num_rows - rows_per_chunk, 0)
+        assert encoded.num_row_groups == 1 + -(-rest // rows_per_encoded_chunk)
     if ngram_range == "[1, 2]":  # pairs split across chunks are counted together
         assert any(" " in term for term in whole["word_index"])
