@@ -14,15 +14,17 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import tarfile
 import zlib
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import IO
 
+import libarchive
 import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
@@ -42,6 +44,7 @@ _REVIEW = re.compile(rf"^aclImdb/(train|test)/({'|'.join(_LABELS)})/(\d+)_(\d+)\
 _LABELED_FOLDER = re.compile(rf"^aclImdb/(train|test)/({'|'.join(_LABELS)})/")
 _MAX_REVIEW_BYTES = 1 << 20  # the longest real review is about 14 kB; never read a bomb into memory
 _READ_BYTES = 1 << 20
+_FEED_BYTES = 64 << 10  # decompressed bytes handed to libarchive at a time: whole 512-byte tar blocks
 _RATINGS = {"neg": range(1, 5), "pos": range(7, 11)}
 _MAX_ID = 2**31 - 1  # ids are stored as int32
 # Text per row group of the output. The real splits (about 33 MB each) fit in one,
@@ -106,18 +109,71 @@ class ArchiveContents:
     tally: Tally
 
 
-def member_kind(member: tarfile.TarInfo) -> str:
+@dataclass(frozen=True)
+class Member:
+    """An archive member as member_kind sees it: its name as tarfile gives it (a folder's
+    without its trailing slash) and its type."""
+
+    name: str
+    is_file: bool  # a regular file; not a hard link, which libarchive may report as one
+    is_dir: bool
+    size: int
+
+    @classmethod
+    def of(cls, entry: libarchive.ArchiveEntry) -> Member:
+        name = entry.pathname
+        if isinstance(name, bytes):  # not text in the locale's encoding: decoded as tarfile does
+            name = name.decode("utf-8", "surrogateescape")
+        linked = entry.islnk  # a hard link's type is whatever its mode field says
+        is_dir = entry.isdir and not linked
+        return cls(name.rstrip("/") if is_dir else name, entry.isreg and not linked, is_dir, entry.size)
+
+
+def member_kind(member: Member) -> str:
     """"review" (read), "other" (the dataset's other files and folders: skipped) or
     "unexpected" (links, devices, absolute or `..` paths, anything else: ignored and counted)."""
     name = member.name
     parts = name.replace("\\", "/").split("/")
-    if name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir()):
+    if name.startswith(("/", "\\")) or ".." in parts or not (member.is_file or member.is_dir):
         return "unexpected"
-    if member.isfile() and _REVIEW.match(name):
+    if member.is_file and _REVIEW.match(name):
         return "review" if member.size <= _MAX_REVIEW_BYTES else "unexpected"
     if _LABELED_FOLDER.match(name) or parts[0] != "aclImdb":
         return "unexpected"  # a labeled folder holds only <id>_<rating>.txt files
     return "other"
+
+
+class _TarFeed:
+    """The decompressed tar stream, as libarchive reads it.
+
+    Python's gzip decompresses it because libarchive does not verify the gzip checksum
+    and length. An exception cannot pass through libarchive, so one raised here is kept
+    and libarchive told to stop; read_reviews raises it again.
+    """
+
+    def __init__(self, unzipped: gzip.GzipFile):
+        self.unzipped = unzipped
+        self.error: BaseException | None = None
+        self.fed = 0  # bytes handed to libarchive so far
+        self.last = memoryview(b"")  # the last of them, in libarchive's buffer
+
+    def seekable(self) -> bool:
+        return False  # so libarchive skips a member by reading through it
+
+    def readinto(self, buffer) -> int:
+        try:
+            count = self.unzipped.readinto(buffer)
+        except BaseException as error:  # Ctrl-C too: it is raised again once libarchive has stopped
+            self.error = error
+            return -1  # libarchive's "read error": it stops with ARCHIVE_FATAL
+        self.fed += count
+        self.last = memoryview(buffer)[:count]
+        return count
+
+    def unread(self, read: int) -> bytes:
+        """What libarchive was handed beyond the first `read` bytes: when it has read to the
+        end-of-archive marker, the data after it in the same buffer."""
+        return self.last[max(0, len(self.last) - (self.fed - read)) :].tobytes()
 
 
 def read_reviews(stream: IO[bytes], tally: Tally) -> Iterator[Review]:
@@ -125,24 +181,38 @@ def read_reviews(stream: IO[bytes], tally: Tally) -> Iterator[Review]:
     are read as streams, never extracted.
 
     The gzip layer is read to its end so its checksum and length are verified: a
-    truncated or corrupted archive is an error, not a silently shorter dataset.
+    truncated or corrupted archive is an error, not a silently shorter dataset; after
+    the tar layer's end-of-archive marker there may be only zeros. libarchive parses
+    the tar layer: tarfile's header parsing in Python took most of the stage's time.
     """
     with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
-        with tarfile.open(fileobj=unzipped, mode="r|") as archive:
-            for member in archive:
-                kind = member_kind(member)
-                if kind == "unexpected":
-                    tally.unexpected.append(member.name)
-                if kind != "review":
-                    continue
-                text, valid = _decoded(archive.extractfile(member).read())
-                tally.invalid_utf8 += not valid
-                split, folder, review_id, rating = _REVIEW.match(member.name).groups()
-                tally.per_folder[split, folder] += 1
-                yield Review(split, folder, int(review_id), int(rating), text)
-        while chunk := unzipped.read(_READ_BYTES):
+        feed = _TarFeed(unzipped)
+        try:
+            with libarchive.stream_reader(feed, "tar", "none", block_size=_FEED_BYTES) as archive:
+                yield from _archive_reviews(archive, tally)
+                after_end = feed.unread(archive.bytes_read)
+        except libarchive.ArchiveError:
+            if feed.error:
+                raise feed.error from None
+            raise
+        for chunk in chain([after_end], iter(partial(unzipped.read, _READ_BYTES), b"")):
             if chunk.strip(b"\0"):
-                raise tarfile.ReadError("data after the end of the tar archive")
+                raise libarchive.ArchiveError("data after the end of the tar archive")
+
+
+def _archive_reviews(archive: libarchive.read.ArchiveRead, tally: Tally) -> Iterator[Review]:
+    for entry in archive:
+        member = Member.of(entry)
+        kind = member_kind(member)
+        if kind == "unexpected":
+            tally.unexpected.append(member.name)
+        if kind != "review":
+            continue
+        text, valid = _decoded(b"".join(entry.get_blocks()))
+        tally.invalid_utf8 += not valid
+        split, folder, review_id, rating = _REVIEW.match(member.name).groups()
+        tally.per_folder[split, folder] += 1
+        yield Review(split, folder, int(review_id), int(rating), text)
 
 
 def _decoded(data: bytes) -> tuple[str, bool]:
@@ -163,7 +233,9 @@ def reviews_in(path: Path, tally: Tally) -> Iterator[Review]:
             yield from read_reviews(stream, tally)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file (from {ARCHIVE_ENV})") from None
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+    except libarchive.ArchiveError as error:  # its str() adds libarchive's internals
+        raise UserError(f"{path}: not a readable gzip tar archive ({error.msg})") from None
+    except (EOFError, zlib.error, OSError) as error:
         raise UserError(f"{path}: not a readable gzip tar archive ({error})") from None
 
 

@@ -1,3 +1,4 @@
+import gzip
 import hashlib
 import io
 import resource
@@ -332,6 +333,48 @@ def test_every_truncation_and_a_changed_byte_are_errors(tmp_path):
         damaged.write_bytes(bytes(changed))
         with pytest.raises(UserError, match=r"damaged\.tar\.gz: not a readable gzip tar archive"):
             download.read_archive(damaged)
+
+
+def tar_layer(path: Path) -> tuple[bytes, list[tarfile.TarInfo]]:
+    """The decompressed tar stream of a gzip tar, and its members (each with its header's offset)."""
+    tar = gzip.decompress(path.read_bytes())
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        return tar, archive.getmembers()
+
+
+@pytest.mark.parametrize("after", ["the first zero block", "the end-of-archive marker", "the last record"])
+def test_anything_but_zeros_after_the_end_of_the_tar_archive_is_an_error(tmp_path, after):
+    path = write_archive(tmp_path / "a.tar.gz", review_members(per_folder=2))
+    tar, members = tar_layer(path)
+    last = members[-1]
+    marker = last.offset_data + -(-last.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE  # where the zero blocks start
+    at = {"the first zero block": marker + 512, "the end-of-archive marker": marker + 1024, "the last record": len(tar)}
+    path.write_bytes(gzip.compress(tar + bytes(4096)))
+    assert len(download.read_archive(path).reviews) == 8
+    path.write_bytes(gzip.compress(tar[: at[after]] + b"junk" + tar[at[after] + 4 :]))
+    with pytest.raises(UserError, match=r"not a readable gzip tar archive \(data after the end of the tar archive\)$"):
+        download.read_archive(path)
+
+
+def test_a_damaged_member_header_is_an_error_not_the_end_of_the_archive(tmp_path):
+    path = write_archive(tmp_path / "a.tar.gz", review_members(per_folder=2))
+    tar, members = tar_layer(path)
+    damaged = bytearray(tar)
+    damaged[members[3].offset] ^= 0x01  # its checksum no longer matches
+    path.write_bytes(gzip.compress(bytes(damaged)))
+    with pytest.raises(UserError, match=r"a\.tar\.gz: not a readable gzip tar archive \(Damaged tar archive\)$"):
+        download.read_archive(path)
+
+
+def test_an_interrupt_while_decompressing_stops_reading_as_an_interrupt(tmp_path, monkeypatch):
+    path = write_archive(tmp_path / "a.tar.gz", review_members(per_folder=2))
+
+    def interrupted(self, buffer):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gzip.GzipFile, "readinto", interrupted)  # where libarchive asks for the tar stream
+    with pytest.raises(KeyboardInterrupt):
+        download.read_archive(path)
 
 
 def test_invalid_utf8_is_replaced_and_counted(tmp_path):
