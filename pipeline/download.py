@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import sys
 import zlib
 from array import array
 from collections import Counter
@@ -24,10 +25,19 @@ from itertools import chain
 from pathlib import Path
 from typing import IO
 
-import libarchive
 import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
+
+try:
+    import libarchive
+except OSError as missing:  # libarchive-c loads the system's libarchive, which slim images leave out
+    print(
+        f"error: reading the archive needs the libarchive library ({missing}): "
+        "install it (apt install libarchive13, brew install libarchive) or set LIBARCHIVE to its path",
+        file=sys.stderr,
+    )
+    raise SystemExit(2) from None
 
 from pipeline import files, labels, paths
 from pipeline.cli import UserError, run

@@ -1,8 +1,11 @@
 import gzip
 import hashlib
 import io
+import os
 import resource
 import ssl
+import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -490,3 +493,15 @@ def test_a_temporary_folder_that_cannot_be_written_is_one_line_and_no_output(tmp
     assert code == 2 and "Traceback" not in err
     assert err.startswith(f"error: cannot write a temporary file in {tmp_path / 'not-there'} (TMPDIR): ")
     assert not (tmp_path / "project" / "data").exists()
+
+
+def test_a_system_without_libarchive_is_told_so_in_one_line(tmp_path):
+    project_root = str(Path(download.__file__).parents[1])
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.download"], cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": project_root, "LIBARCHIVE": str(tmp_path / "none.so")},
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: reading the archive needs the libarchive library (") and "apt install" in line
+    assert not (tmp_path / "data").exists()
