@@ -71,7 +71,6 @@ with _quiet_start_up(), _not_importable("sklearn", "matplotlib"):
 
 Examples = tuple[scipy.sparse.csr_matrix, np.ndarray]  # (x, y)
 VALIDATION_BATCH_SIZE = 512  # scoring only: any size gives the same numbers
-STEPS_PER_EXECUTION = 64
 
 
 def make_deterministic(seed: int) -> None:
@@ -83,7 +82,7 @@ def make_deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def build_model(num_words: int, params: ModelParams) -> keras.Model:
+def build_model(num_words: int, params: ModelParams, steps_per_execution: int = 1) -> keras.Model:
     # A sparse input keeps the first Dense layer a sparse-dense product: no dense
     # copy of the feature matrix is ever made.
     inputs = keras.Input(shape=(num_words,), sparse=True, name="features")
@@ -101,9 +100,9 @@ def build_model(num_words: int, params: ModelParams) -> keras.Model:
         optimizer=_optimizer(params.optimizer, params.learning_rate),
         loss=params.loss,
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
-        # One call into TensorFlow runs many batches: per-batch Python overhead
-        # dominated the chapter's small model.
-        steps_per_execution=STEPS_PER_EXECUTION,
+        # One call into TensorFlow runs many batches (train_model: an epoch's): per-batch
+        # Python overhead dominated the chapter's small model.
+        steps_per_execution=steps_per_execution,
     )
     return model
 
@@ -157,11 +156,13 @@ def sparse_batches(
     shuffle_seed: int | None = None,
     column_scale: np.ndarray | None = None,
     cache: bool = False,
+    repeat: bool = False,
 ) -> tf.data.Dataset:
     """Batches of tf.SparseTensor rows (with labels when y is given), cut inside
     TensorFlow from one copy of the matrix; reshuffled every epoch when seeded;
     each column multiplied by column_scale when given (batch by batch, no copy);
-    kept after the first pass when cache is set."""
+    kept after the first pass when cache is set; epoch after epoch without end when
+    repeat is set."""
     x = x.tocsr()
     x.sort_indices()
     row_splits = tf.constant(x.indptr, tf.int64)
@@ -192,6 +193,8 @@ def sparse_batches(
     batches = rows.batch(batch_size).map(gather)
     if cache:  # the batches are kept after the first pass, and prefetching goes on from the copy
         batches = batches.cache()
+    if repeat:
+        batches = batches.repeat()
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
@@ -214,15 +217,16 @@ def train_model(
     layer afterwards, so the saved model takes unscaled features.
     """
     make_deterministic(params.seed)
-    train_batches, ratio, num_words = _training_batches(load_train, params)
+    train_batches, steps, ratio, num_words = _training_batches(load_train, params)
     # Cut once and kept, about 2.6 MB per 1,000 reviews: cutting them again every
     # epoch took longer than scoring them.
     val_batches = None
     if load_validation is not None:
         val_batches = sparse_batches(*load_validation(), column_scale=ratio, cache=True)
-    model = build_model(num_words, params)
+    model = build_model(num_words, params, steps_per_execution=steps)
     history = model.fit(
         train_batches,
+        steps_per_epoch=steps,
         validation_data=val_batches,
         epochs=epochs,
         shuffle=False,  # sparse_batches reshuffles every epoch itself
@@ -248,8 +252,10 @@ def _plain_dense(model: keras.Model) -> None:
 def _training_batches(load: Callable[[], Examples], params: ModelParams):
     x, y = load()
     ratio = features.log_count_ratio(x, y) if params.nb_scaling else None
-    batches = sparse_batches(x, y, params.batch_size, shuffle_seed=params.seed, column_scale=ratio)
-    return batches, ratio, x.shape[1]
+    # One endless dataset, reshuffled every epoch, read by one iterator: Keras made a
+    # new iterator each epoch, which took a third of an epoch of the chapter's model.
+    batches = sparse_batches(x, y, params.batch_size, shuffle_seed=params.seed, column_scale=ratio, repeat=True)
+    return batches, -(-x.shape[0] // params.batch_size), ratio, x.shape[1]
 
 
 def _live_callback(live_dir: Path) -> keras.callbacks.Callback:

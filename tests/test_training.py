@@ -1,5 +1,6 @@
 """The chapter's model, built from params (imports TensorFlow)."""
 import dataclasses
+import itertools
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import weakref
 
 import keras
 import numpy as np
+import pytest
 import scipy.sparse
 
 from pipeline import history, training
@@ -61,14 +63,17 @@ def test_no_hidden_layer_is_logistic_regression():
     assert [(layer.units, layer.activation.__name__) for layer in dense_layers(model)] == [(1, "sigmoid")]
 
 
-def test_sparse_batches_cover_every_row_once_per_epoch_in_a_new_order():
+@pytest.mark.parametrize("repeat", [False, True])
+def test_sparse_batches_cover_every_row_once_per_epoch_in_a_new_order(repeat):
     x, y = toy_data()
     x = x.tolil()
     x[:, 0] = np.arange(1, x.shape[0] + 1).reshape(-1, 1)  # column 0 names the row
-    dataset = training.sparse_batches(x.tocsr(), y, 10, shuffle_seed=1)
+    dataset = training.sparse_batches(x.tocsr(), y, 10, shuffle_seed=1, repeat=repeat)
+    endless = iter(dataset)  # as fit reads a repeated dataset: one iterator, 7 batches an epoch
     orders = []
     for _ in range(2):
-        batches = [(_dense(batch), labels.numpy().ravel()) for batch, labels in dataset]
+        epoch = itertools.islice(endless, 7) if repeat else dataset
+        batches = [(_dense(batch), labels.numpy().ravel()) for batch, labels in epoch]
         rows = np.concatenate([batch[:, 0] for batch, _ in batches]).astype(int) - 1
         labels = np.concatenate([labels for _, labels in batches])
         assert sorted(rows) == list(range(64))
