@@ -153,16 +153,15 @@ def sparse_batches(
     x: scipy.sparse.csr_matrix,
     y: np.ndarray | None = None,
     batch_size: int = VALIDATION_BATCH_SIZE,
-    shuffle_seed: int | None = None,
+    orders: np.ndarray | None = None,
     column_scale: np.ndarray | None = None,
     cache: bool = False,
-    repeat: bool = False,
 ) -> tf.data.Dataset:
     """Batches of tf.SparseTensor rows (with labels when y is given), cut inside
-    TensorFlow from one copy of the matrix; reshuffled every epoch when seeded;
-    each column multiplied by column_scale when given (batch by batch, no copy);
-    kept after the first pass when cache is set; epoch after epoch without end when
-    repeat is set."""
+    TensorFlow from one copy of the matrix: in row order, or with `orders` (one row of
+    row numbers per epoch, as epoch_orders draws them) the batches of every epoch, one
+    epoch after the other; each column multiplied by column_scale when given (batch by
+    batch, no copy); kept after the first pass when cache is set."""
     x = x.tocsr()
     x.sort_indices()
     row_splits = tf.constant(x.indptr, tf.int64)
@@ -187,15 +186,29 @@ def sparse_batches(
         batch = tf.SparseTensor(indices, batch_values, [tf.size(rows, out_type=tf.int64), width])
         return batch if labels is None else (batch, tf.gather(labels, rows))
 
-    rows = tf.data.Dataset.range(x.shape[0])
-    if shuffle_seed is not None:
-        rows = rows.shuffle(x.shape[0], seed=shuffle_seed, reshuffle_each_iteration=True)
-    batches = rows.batch(batch_size).map(gather)
+    if orders is None:
+        rows = tf.data.Dataset.range(x.shape[0]).batch(batch_size)
+    else:
+        full, rest = divmod(x.shape[0], batch_size)
+        sizes = [batch_size] * full + [rest] * bool(rest)
+        by_batch = tf.RaggedTensor.from_row_lengths(orders.ravel().astype(np.int64), sizes * len(orders))
+        rows = tf.data.Dataset.from_tensor_slices(by_batch)
+    batches = rows.map(gather)
     if cache:  # the batches are kept after the first pass, and prefetching goes on from the copy
         batches = batches.cache()
-    if repeat:
-        batches = batches.repeat()
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_orders(rows: int, epochs: int, seed: int) -> np.ndarray:
+    """A new random order of the rows for each epoch (epochs × rows), from numpy's
+    generator seeded as the validation split's.
+
+    Every epoch is reshuffled, as the chapter's fit reshuffles. The orders are drawn
+    before fitting so that one dataset, read by one iterator, holds the whole fit:
+    Keras makes a new iterator for each epoch of a dataset that ends, which took a
+    third of an epoch of the chapter's model."""
+    generator = np.random.default_rng(seed)
+    return np.stack([generator.permutation(rows) for _ in range(epochs)])
 
 
 def train_model(
@@ -217,7 +230,7 @@ def train_model(
     layer afterwards, so the saved model takes unscaled features.
     """
     make_deterministic(params.seed)
-    train_batches, steps, ratio, num_words = _training_batches(load_train, params)
+    train_batches, steps, ratio, num_words = _training_batches(load_train, params, epochs)
     # Cut once and kept, about 2.6 MB per 1,000 reviews: cutting them again every
     # epoch took longer than scoring them.
     val_batches = None
@@ -249,12 +262,13 @@ def _plain_dense(model: keras.Model) -> None:
             layer.__class__ = keras.layers.Dense
 
 
-def _training_batches(load: Callable[[], Examples], params: ModelParams):
+def _training_batches(load: Callable[[], Examples], params: ModelParams, epochs: int):
+    """The batches of every epoch, the number of batches in one, the NB ratios (or None)
+    and the number of columns."""
     x, y = load()
     ratio = features.log_count_ratio(x, y) if params.nb_scaling else None
-    # One endless dataset, reshuffled every epoch, read by one iterator: Keras made a
-    # new iterator each epoch, which took a third of an epoch of the chapter's model.
-    batches = sparse_batches(x, y, params.batch_size, shuffle_seed=params.seed, column_scale=ratio, repeat=True)
+    orders = epoch_orders(x.shape[0], epochs, params.seed)
+    batches = sparse_batches(x, y, params.batch_size, orders=orders, column_scale=ratio)
     return batches, -(-x.shape[0] // params.batch_size), ratio, x.shape[1]
 
 

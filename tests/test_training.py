@@ -8,7 +8,6 @@ import weakref
 
 import keras
 import numpy as np
-import pytest
 import scipy.sparse
 
 from pipeline import history, training
@@ -63,23 +62,23 @@ def test_no_hidden_layer_is_logistic_regression():
     assert [(layer.units, layer.activation.__name__) for layer in dense_layers(model)] == [(1, "sigmoid")]
 
 
-@pytest.mark.parametrize("repeat", [False, True])
-def test_sparse_batches_cover_every_row_once_per_epoch_in_a_new_order(repeat):
+def test_sparse_batches_cover_every_row_once_per_epoch_in_a_new_order():
     x, y = toy_data()
     x = x.tolil()
     x[:, 0] = np.arange(1, x.shape[0] + 1).reshape(-1, 1)  # column 0 names the row
-    dataset = training.sparse_batches(x.tocsr(), y, 10, shuffle_seed=1, repeat=repeat)
-    endless = iter(dataset)  # as fit reads a repeated dataset: one iterator, 7 batches an epoch
-    orders = []
-    for _ in range(2):
-        epoch = itertools.islice(endless, 7) if repeat else dataset
-        batches = [(_dense(batch), labels.numpy().ravel()) for batch, labels in epoch]
-        rows = np.concatenate([batch[:, 0] for batch, _ in batches]).astype(int) - 1
-        labels = np.concatenate([labels for _, labels in batches])
+    orders = training.epoch_orders(64, epochs=3, seed=1)
+    dataset = training.sparse_batches(x.tocsr(), y, 10, orders)
+    batches = [(_dense(batch), labels.numpy().ravel()) for batch, labels in dataset]
+    assert [len(labels) for _, labels in batches] == [10] * 6 + [4] + [10] * 6 + [4] + [10] * 6 + [4]
+    epochs = []
+    for epoch in range(3):
+        rows = np.concatenate([batch[:, 0] for batch, _ in batches[7 * epoch : 7 * epoch + 7]]).astype(int) - 1
+        labels = np.concatenate([labels for _, labels in batches[7 * epoch : 7 * epoch + 7]])
         assert sorted(rows) == list(range(64))
         np.testing.assert_array_equal(labels, y[rows])
-        orders.append(rows)
-    assert not np.array_equal(orders[0], orders[1])
+        epochs.append(rows)
+    assert all(not np.array_equal(a, b) for a, b in itertools.combinations(epochs, 2))
+    np.testing.assert_array_equal(orders, training.epoch_orders(64, epochs=3, seed=1))  # seeded
 
 
 def _dense(sparse_tensor):
