@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -55,8 +56,16 @@ class _Tables(NamedTuple):
     ascii_words: list[tuple[int, int]]  # the same for one-byte characters, as ranges (first, last)
 
 
-@functools.cache
+_TABLES_LOCK = threading.Lock()  # vocab tokenizes both splits at once: the tables are built once
+
+
 def _tables() -> _Tables:
+    with _TABLES_LOCK:
+        return _built_tables()
+
+
+@functools.cache
+def _built_tables() -> _Tables:
     code_points = np.array([c for c in range(BMP) if c not in SURROGATES])
     chars = list(_decode(code_points))
     python_lower = [c.lower() for c in chars]

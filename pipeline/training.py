@@ -174,6 +174,7 @@ def sparse_batches(
     scale = None if column_scale is None else tf.constant(column_scale, tf.float32)
     width = x.shape[1]
 
+    @tf.autograph.experimental.do_not_convert  # plain TensorFlow: converting it took longer than cutting an epoch
     def gather(rows):
         row_columns = tf.gather(columns, rows)
         if values is None:
