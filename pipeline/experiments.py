@@ -65,9 +65,20 @@ def wait_for_queue(names: list[str]) -> None:
     is a UserError. Reads DVC's own record of their state (`dvc.api.exp_show`), not
     the text `dvc queue status` prints. One not listed yet counts as pending, for a
     while: DVC lists an experiment a little after its worker takes it."""
-    unlisted_since = time.monotonic()
+    from dvc.exceptions import DvcException
+
+    unlisted_since = read_since = time.monotonic()
     while True:
-        states = experiment_states(names)
+        try:
+            states = experiment_states(names)
+        except DvcException as error:
+            # exp_show opens each running experiment's copy of the project, which a
+            # worker may be creating or removing at that moment (NotDvcRepoError).
+            if time.monotonic() - read_since > UNLISTED_SECONDS:
+                raise UserError(f"cannot read the experiments' states: {error}") from None
+            time.sleep(POLL_SECONDS)
+            continue
+        read_since = time.monotonic()
         unlisted = [name for name in names if name not in states]
         if not unlisted:
             unlisted_since = time.monotonic()

@@ -1,9 +1,11 @@
 import copy
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline import experiments
+from pipeline.cli import UserError
 from pipeline.params import parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,3 +62,28 @@ def test_table_has_a_row_per_experiment_and_the_timed_one_has_its_time():
 def test_push_names_the_git_remote_and_is_off_by_default():
     assert experiments.parse_args([]).push is None
     assert experiments.parse_args(["--push", "origin"]).push == "origin"
+
+
+def test_waiting_reads_again_when_a_worker_was_making_its_copy_and_gives_up_in_one_line(monkeypatch):
+    from dvc.exceptions import NotDvcRepoError
+
+    answers = iter([NotDvcRepoError("directory '.dvc/tmp/exps/tmp1/.dvc' does not exist"), {"a": "Success"}])
+
+    def states(names):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(experiments, "experiment_states", states)
+    monkeypatch.setattr(experiments, "POLL_SECONDS", 0)
+    experiments.wait_for_queue(["a"])  # returns once the second reading shows it done
+    assert next(answers, None) is None
+
+    def unreadable(names):
+        raise NotDvcRepoError("directory '.dvc/tmp/exps/tmp1/.dvc' does not exist")
+
+    monkeypatch.setattr(experiments, "experiment_states", unreadable)
+    monkeypatch.setattr(experiments, "UNLISTED_SECONDS", 0)
+    with pytest.raises(UserError, match=r"^cannot read the experiments' states: directory .* does not exist$"):
+        experiments.wait_for_queue(["a"])
