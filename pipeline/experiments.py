@@ -12,8 +12,10 @@ the run-cache to the default DVC remote, so a teammate's `dvc exp pull` gets the
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -65,15 +67,11 @@ def wait_for_queue(names: list[str]) -> None:
     is a UserError. Reads DVC's own record of their state (`dvc.api.exp_show`), not
     the text `dvc queue status` prints. One not listed yet counts as pending, for a
     while: DVC lists an experiment a little after its worker takes it."""
-    from dvc.exceptions import DvcException
-
     unlisted_since = read_since = time.monotonic()
     while True:
         try:
             states = experiment_states(names)
-        except DvcException as error:
-            # exp_show opens each running experiment's copy of the project, which a
-            # worker may be creating or removing at that moment (NotDvcRepoError).
+        except UnreadableStates as error:
             if time.monotonic() - read_since > UNLISTED_SECONDS:
                 raise UserError(f"cannot read the experiments' states: {error}") from None
             time.sleep(POLL_SECONDS)
@@ -92,11 +90,29 @@ def wait_for_queue(names: list[str]) -> None:
         time.sleep(POLL_SECONDS)
 
 
+class UnreadableStates(Exception):
+    """DVC could not list the experiments this time."""
+
+
+# exp_show opens every running experiment's copy of the project and its git objects,
+# which a worker may be creating or removing at that moment: DVC then fails
+# (NotDvcRepoError), or waits forever on a pygit2 reader whose thread failed. So it is
+# asked in a process of its own, stopped if it takes too long.
+_EXP_SHOW = "import json, dvc.api; print(json.dumps(dvc.api.exp_show(num=1), default=str))"
+READ_SECONDS = 120
+
+
 def experiment_states(names: list[str]) -> dict[str, str | None]:
     """{name: DVC's state of it ("Queued", "Running", "Failed", …)} for each named experiment."""
-    import dvc.api
-
-    rows = dvc.api.exp_show(num=1)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _EXP_SHOW], capture_output=True, text=True, timeout=READ_SECONDS
+        )
+    except subprocess.TimeoutExpired:
+        raise UnreadableStates(f"`dvc.api.exp_show` gave no answer in {READ_SECONDS} s") from None
+    if result.returncode != 0:
+        raise UnreadableStates((result.stderr.strip().splitlines() or ["`dvc.api.exp_show` failed"])[-1])
+    rows = json.loads(result.stdout)
     return {row["Experiment"]: row.get("State") for row in rows if row.get("Experiment") in names}
 
 

@@ -1,4 +1,5 @@
 import copy
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,10 +65,9 @@ def test_push_names_the_git_remote_and_is_off_by_default():
     assert experiments.parse_args(["--push", "origin"]).push == "origin"
 
 
-def test_waiting_reads_again_when_a_worker_was_making_its_copy_and_gives_up_in_one_line(monkeypatch):
-    from dvc.exceptions import NotDvcRepoError
-
-    answers = iter([NotDvcRepoError("directory '.dvc/tmp/exps/tmp1/.dvc' does not exist"), {"a": "Success"}])
+def test_waiting_reads_again_when_dvc_could_not_list_the_experiments_and_gives_up_in_one_line(monkeypatch):
+    unreadable = experiments.UnreadableStates("NotDvcRepoError: '.dvc/tmp/exps/tmp1' is not a DVC repository")
+    answers = iter([unreadable, {"a": "Success"}])
 
     def states(names):
         answer = next(answers)
@@ -80,10 +80,23 @@ def test_waiting_reads_again_when_a_worker_was_making_its_copy_and_gives_up_in_o
     experiments.wait_for_queue(["a"])  # returns once the second reading shows it done
     assert next(answers, None) is None
 
-    def unreadable(names):
-        raise NotDvcRepoError("directory '.dvc/tmp/exps/tmp1/.dvc' does not exist")
+    def never(names):
+        raise unreadable
 
-    monkeypatch.setattr(experiments, "experiment_states", unreadable)
+    monkeypatch.setattr(experiments, "experiment_states", never)
     monkeypatch.setattr(experiments, "UNLISTED_SECONDS", 0)
-    with pytest.raises(UserError, match=r"^cannot read the experiments' states: directory .* does not exist$"):
+    with pytest.raises(UserError, match=r"^cannot read the experiments' states: NotDvcRepoError: .* repository$"):
         experiments.wait_for_queue(["a"])
+
+
+def test_states_are_read_from_dvc_in_a_child_process(tmp_path_factory, monkeypatch):
+    """In a DVC project without experiments nothing is listed; outside any project the
+    reading fails, with the last line DVC printed."""
+    project = tmp_path_factory.mktemp("project")
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=project, check=True)
+    monkeypatch.chdir(project)
+    assert experiments.experiment_states(["a"]) == {}
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    with pytest.raises(experiments.UnreadableStates, match=r"^\S.*Error"):
+        experiments.experiment_states(["a"])
