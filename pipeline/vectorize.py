@@ -180,9 +180,11 @@ def main() -> None:
 def write_split(
     split: str, encoded: pq.ParquetFile, num_words: int, weighting: str, idf: np.ndarray | None
 ) -> tuple[SpooledCsr, DocumentFrequency]:
+    """All of a split's outputs: its parquet twin, labels and npz."""
     matrix, frequency = vectorize_split(split, encoded, num_words, weighting, idf)
     matrix.save_npz(paths.features_npz(split))
     return matrix, frequency
+
 
 if __name__ == "__main__":
     run(main)
