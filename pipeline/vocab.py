@@ -65,6 +65,8 @@ def indexed_chunks(
     # Read a buffer at a time, not a row group (up to 64 MB of text) ahead: at 8 times
     # the real reviews that held 180 MB more.
     raw = pq.ParquetFile(files.existing(paths.raw(split)), pre_buffer=False, buffer_size=1 << 20)
+    if raw.metadata.num_rows <= after:  # a real split: its one chunk is tokenized already, not read again
+        return iter(())
     # map holds no chunk once it is handed on: a chunk's text and words are freed
     # before the next chunk is read.
     batches = itertools.islice(raw.iter_batches(batch_size=rows), after // rows, None)
