@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `dvc`: make them the project's own.
 export PATH := $(BIN):$(PATH)
+# What users pass (REVS, OUT, PUSH) reaches the commands through the environment, as
+# arguments: the shell splits it into words (with globbing off) and never runs it.
+export REVS OUT PUSH
 
 .PHONY: setup repro test lint push experiments compare bench bench-quick clean
 
@@ -32,11 +35,11 @@ push: setup
 
 # PUSH=origin: then share them (git refs to that remote, data and run-cache to the DVC remote)
 experiments: setup
-	python -m pipeline.experiments $(if $(PUSH),--push $(PUSH))
+	python -m pipeline.experiments $${PUSH:+--push "$$PUSH"}
 
 # REVS="main my-branch exp-name": params, metrics and plots side by side in compare/ (OUT=dir elsewhere)
 compare: setup
-	python -m pipeline.compare $(REVS) $(if $(OUT),--out $(OUT))
+	set -f; python -m pipeline.compare $$REVS $${OUT:+--out "$$OUT"}
 
 bench: setup
 	python -m bench

@@ -13,6 +13,9 @@ def run(main: Callable[[], None]) -> None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except MemoryError:
+        print("error: out of memory (see pipeline/limits.py for the limits on what a run may take)", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

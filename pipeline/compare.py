@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import files
+from pipeline import files, limits
 from pipeline.cli import UserError, run
 
 DEFAULT_OUT = Path("compare")
@@ -379,9 +379,9 @@ def plots_diff(root: Path, revs: Sequence[str], images_dir: Path, target: str | 
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"`dvc plots diff` failed: {last.removeprefix('ERROR: ')}")
     try:
-        return json.loads(result.stdout)
-    except json.JSONDecodeError:
-        raise UserError("`dvc plots diff --json` printed no JSON") from None
+        return limits.parse_json(result.stdout)
+    except limits.JsonError as error:
+        raise UserError(f"`dvc plots diff --json` printed no JSON we read ({error})") from None
 
 
 def declared_plot_ids(root: Path) -> list[str]:

@@ -39,7 +39,7 @@ except OSError as missing:  # libarchive-c loads the system's libarchive, which 
     )
     raise SystemExit(2) from None
 
-from pipeline import files, labels, paths
+from pipeline import files, labels, limits, paths
 from pipeline.cli import UserError, run
 from pipeline.fetch import DownloadError, fetch
 from pipeline.params import load_params
@@ -235,14 +235,13 @@ def _decoded(data: bytes) -> tuple[str, bool]:
 def reviews_in(path: Path, tally: Tally) -> Iterator[Review]:
     """The labeled reviews of the archive at path, in archive order; an unreadable archive
     is a one-line error."""
+    if not path.exists() and not path.is_symlink():
+        raise UserError(f"{path}: no such file (from {ARCHIVE_ENV})")
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as raw, tqdm.wrapattr(
-            raw, "read", total=size, desc=f"read {path.name}", mininterval=1
+        with limits.open_regular(path, "a gzip tar archive") as raw, tqdm.wrapattr(
+            raw, "read", total=os.fstat(raw.fileno()).st_size, desc=f"read {path.name}", mininterval=1
         ) as stream:
             yield from read_reviews(stream, tally)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file (from {ARCHIVE_ENV})") from None
     except libarchive.ArchiveError as error:  # its str() adds libarchive's internals
         raise UserError(f"{path}: not a readable gzip tar archive ({error.msg})") from None
     except (EOFError, zlib.error, OSError) as error:

@@ -12,14 +12,13 @@ the run-cache to the default DVC remote, so a teammate's `dvc exp pull` gets the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from pipeline import files, paths
+from pipeline import files, limits, paths
 from pipeline.cli import UserError, run
 
 # Each varies one thing from the chapter's baseline (params.yaml as committed).
@@ -112,7 +111,10 @@ def experiment_states(names: list[str]) -> dict[str, str | None]:
         raise UnreadableStates(f"`dvc.api.exp_show` gave no answer in {READ_SECONDS} s") from None
     if result.returncode != 0:
         raise UnreadableStates((result.stderr.strip().splitlines() or ["`dvc.api.exp_show` failed"])[-1])
-    rows = json.loads(result.stdout)
+    try:
+        rows = limits.parse_json(result.stdout)
+    except limits.JsonError as error:
+        raise UnreadableStates(f"`dvc.api.exp_show` printed no JSON we read ({error})") from None
     return {row["Experiment"]: row.get("State") for row in rows if row.get("Experiment") in names}
 
 

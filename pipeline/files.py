@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import limits
 from pipeline.cli import UserError
 
 if TYPE_CHECKING:  # imported where used: the stages without matrices start faster
@@ -104,7 +105,10 @@ def write_json(path: Path, value) -> None:
 
 
 def read_json(path: Path):
-    return json.loads(existing(path).read_text(encoding="utf-8"))
+    try:
+        return limits.parse_json(existing(path).read_bytes())
+    except limits.JsonError as error:
+        raise UserError(f"{path} is not JSON the pipeline can read ({error}): rebuild it with `dvc repro`") from None
 
 
 def write_csv(path: Path, header: Sequence[str], rows) -> None:

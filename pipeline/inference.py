@@ -34,7 +34,7 @@ from typing import IO
 import numpy as np
 import scipy.sparse
 
-from pipeline import features, labels, text
+from pipeline import features, labels, limits, text
 from pipeline.cli import UserError
 from pipeline.params import (
     ACTIVATIONS,
@@ -52,8 +52,6 @@ FORMAT_VERSION = 1
 METADATA = "metadata.json"
 VOCABULARY = "vocabulary.txt"  # the terms by rank, one per line: rank 1 first
 IDF = "idf.npy"
-MAX_MEMBER_BYTES = 1 << 30  # what a member may claim to unpack to
-MAX_METADATA_BYTES = 1 << 20
 DTYPE = np.dtype("<f4")
 BATCH_REVIEWS = 64  # from this many reviews on, encode_many uses the compiled tokenizer
 EXPLAIN_NONZEROS = 300_000  # multi-hot entries per forward pass for the occluded copies of --explain
@@ -198,19 +196,47 @@ class BundleError(UserError):
 
 
 def read_bundle(path: Path) -> Bundle:
-    """A bundle, checked member by member; any problem is a BundleError naming the file."""
+    """A bundle, checked member by member; any problem is a BundleError naming the file.
+
+    Every limit (pipeline/limits.py) is checked before what it bounds is read: the
+    file is a regular one of at most MAX_BUNDLE_BYTES, its list of members small, the
+    sizes its members claim add up to at most MAX_BUNDLE_BYTES, and each array's
+    header matches the metadata before its data is read."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            return _Reader(path, archive).bundle()
-    except FileNotFoundError:
-        raise BundleError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise BundleError(f"{path} is a directory, not a model bundle") from None
+        with limits.open_regular(path, "a model bundle", limits.MAX_BUNDLE_BYTES) as stream:
+            _check_directory(path, stream)
+            with zipfile.ZipFile(stream) as archive:
+                return _Reader(path, archive).bundle()
+    except limits.LimitError as error:
+        raise BundleError(f"{error} (pipeline/limits.py)") from None
+    except UserError as error:
+        raise BundleError(str(error)) from None
     except OSError as error:
         raise BundleError(f"cannot read {path}: {error.strerror or error}") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as error:
         # a truncated or corrupted zip (a bad CRC, a cut member) or a file that is none
         raise BundleError(f"{path} is not a valid model bundle ({_one_line(error)})") from None
+
+
+_END_OF_DIRECTORY = b"PK\x05\x06"
+
+
+def _check_directory(path: Path, stream: IO[bytes]) -> None:
+    """Refuses a zip whose list of members is larger than a bundle's can be, before
+    zipfile reads it into objects (hundreds of bytes per member)."""
+    end = stream.seek(0, io.SEEK_END)
+    stream.seek(max(0, end - (22 + 0xFFFF)))  # the end record (22 bytes) and its comment, at most
+    tail = stream.read()
+    stream.seek(0)
+    at = tail.rfind(_END_OF_DIRECTORY)
+    if at < 0 or len(tail) - at < 22:
+        return  # not a zip: zipfile says so
+    directory_bytes = int.from_bytes(tail[at + 12 : at + 16], "little")
+    if directory_bytes > limits.MAX_BUNDLE_DIRECTORY_BYTES:
+        raise BundleError(
+            f"{path} is not a valid model bundle: its list of members takes {directory_bytes:,} bytes, more "
+            f"than the {limits.size(limits.MAX_BUNDLE_DIRECTORY_BYTES)} a bundle's may (pipeline/limits.py)"
+        )
 
 
 def _one_line(error: Exception, limit: int = 200) -> str:
@@ -225,7 +251,18 @@ class _Reader:
     members: dict[str, zipfile.ZipInfo] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.members = {info.filename: info for info in self.archive.infolist()}
+        infos = self.archive.infolist()
+        self.members = {info.filename: info for info in infos}
+        if len(self.members) != len(infos):
+            names = [info.filename for info in infos]
+            repeated = next(name for name in names if names.count(name) > 1)
+            raise self.fail(f"the member {repeated} appears more than once")
+        claimed = sum(info.file_size for info in infos)
+        if claimed > limits.MAX_BUNDLE_BYTES:
+            raise self.fail(
+                f"its members claim {claimed:,} bytes unpacked, more than the "
+                f"{limits.size(limits.MAX_BUNDLE_BYTES)} a bundle may hold (pipeline/limits.py)"
+            )
 
     def fail(self, problem: str) -> BundleError:
         return BundleError(f"{self.path} is not a valid model bundle: {problem}")
@@ -238,8 +275,14 @@ class _Reader:
         model = self.section(params, "model", ModelParams)
         train = self.section(params, "train", TrainParams)
         activations = metadata.get("activations")
-        if not (isinstance(activations, list) and activations and all(a in ACTIVATIONS for a in activations)):
-            raise self.fail(f"activations must be a list of {', '.join(ACTIVATIONS)}")
+        if not (
+            isinstance(activations, list)
+            and 0 < len(activations) <= limits.MAX_HIDDEN_LAYERS + 1
+            and all(isinstance(a, str) and a in ACTIVATIONS for a in activations)
+        ):
+            raise self.fail(
+                f"activations must be a list of 1 to {limits.MAX_HIDDEN_LAYERS + 1} of {', '.join(ACTIVATIONS)}"
+            )
         expected = {METADATA, VOCABULARY} | {
             f"{kind}_{n}.npy" for n in range(len(activations)) for kind in ("kernel", "bias")
         }
@@ -248,6 +291,7 @@ class _Reader:
         if set(self.members) != expected:
             missing, extra = sorted(expected - set(self.members)), sorted(set(self.members) - expected)
             raise self.fail(f"missing {', '.join(missing)}" if missing else f"unexpected member {extra[0]}")
+        self.check_weights(activations)
         layers = self.layers(activations, vocab.num_words)
         return Bundle(
             vocab, vectorize, model, train,
@@ -257,26 +301,30 @@ class _Reader:
             metrics=metadata.get("metrics"),
         )
 
-    def read(self, name: str, limit: int = MAX_MEMBER_BYTES) -> bytes:
+    def read(self, name: str, limit: int) -> bytes:
         info = self.members.get(name)
         if info is None:
             raise self.fail(f"missing {name}")
         if info.file_size > limit:
-            raise self.fail(f"{name} claims {info.file_size:,} bytes, more than the {limit:,} allowed")
+            raise self.fail(
+                f"{name} claims {info.file_size:,} bytes unpacked, more than the {limits.size(limit)} "
+                "it may have (pipeline/limits.py)"
+            )
         return self.archive.read(info)
 
     def metadata(self) -> dict:
         try:
-            metadata = json.loads(self.read(METADATA, MAX_METADATA_BYTES))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise self.fail(f"{METADATA} is not JSON ({_one_line(error)})") from None
+            metadata = limits.parse_json(self.read(METADATA, limits.MAX_METADATA_BYTES))
+        except limits.JsonError as error:
+            raise self.fail(f"{METADATA} is not JSON a bundle may hold ({error})") from None
         if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
             raise self.fail(f"{METADATA} does not describe an {FORMAT}")
         version = metadata.get("format_version")
         if version != FORMAT_VERSION:
             raise BundleError(
-                f"{self.path} is a bundle of format version {version}, and this code reads version "
-                f"{FORMAT_VERSION}: rebuild it with this code (`dvc repro`), or score it with the code that wrote it"
+                f"{self.path} is a bundle of format version {repr(version)[:40]}, and this "
+                f"code reads version {FORMAT_VERSION}: rebuild it with this code (`dvc repro`), or score it with "
+                "the code that wrote it"
             )
         if not isinstance(metadata.get("params"), dict):
             raise self.fail(f"{METADATA} has no params")
@@ -286,47 +334,73 @@ class _Reader:
         try:
             return parse_section(name, cls, params.get(name))
         except ParamsError as error:
-            raise self.fail(str(error).removeprefix("params.yaml: ")) from None
+            raise self.fail(_one_line(ParamsError(str(error).removeprefix("params.yaml: ")))) from None
 
     def vocabulary(self, num_words: int) -> list[str]:
+        data = self.read(VOCABULARY, limits.MAX_VOCABULARY_BYTES)
+        encodable = num_words - text.INDEX_FROM - 1
+        count = data.count(b"\n") + 1 if data else 0  # counted before any term is made
+        if count > encodable:
+            raise self.fail(f"{VOCABULARY} has {count:,} terms; num_words = {num_words} encodes at most {encodable:,}")
         try:
-            terms = self.read(VOCABULARY).decode("utf-8").split("\n")
+            terms = data.decode("utf-8").split("\n") if data else []
         except UnicodeDecodeError:
             raise self.fail(f"{VOCABULARY} is not UTF-8") from None
-        if terms == [""]:
-            terms = []
-        encodable = num_words - text.INDEX_FROM - 1
-        if len(terms) > encodable:
-            raise self.fail(
-                f"{VOCABULARY} has {len(terms):,} terms; num_words = {num_words} encodes at most {encodable:,}"
-            )
         if len(set(terms)) != len(terms) or "" in terms:
             raise self.fail(f"{VOCABULARY} has an empty or repeated term")
         return terms
+
+    def check_weights(self, activations: list[str]) -> None:
+        """The weights' shapes, from the arrays' headers alone, make a classifier no larger
+        than the largest model params allow."""
+        weights = 0
+        for number in range(len(activations)):
+            rows, units = self.header(f"kernel_{number}.npy")[0]
+            last = number == len(activations) - 1
+            if units < 1 or (last and units != 1):
+                raise self.fail(f"kernel_{number}.npy has {units} units; " + (
+                    "a classifier's last layer has 1" if last else "a layer needs at least 1"
+                ))
+            weights += rows * units + units
+        if weights > limits.MAX_MODEL_PARAMETERS:
+            raise self.fail(
+                f"its layers hold {weights:,} weights, more than the {limits.MAX_MODEL_PARAMETERS:,} of the largest "
+                "model params allow (pipeline/limits.py)"
+            )
 
     def layers(self, activations: list[str], num_words: int) -> list[Layer]:
         layers, inputs = [], num_words
         for number, activation in enumerate(activations):
             kernel = self.array(f"kernel_{number}.npy", (inputs, None))
             units = kernel.shape[1]
-            if number == len(activations) - 1 and units != 1:
-                raise self.fail(f"the last layer has {units} units; a classifier's has 1")
             layers.append(Layer(kernel, self.array(f"bias_{number}.npy", (units,)), activation))
             inputs = units
         return layers
+
+    def header(self, name: str) -> tuple[tuple[int, ...], int]:
+        """A float32 C-order array's shape, and where its data starts, from its .npy header."""
+        with self.archive.open(self.members[name]) as stream:
+            return self._header(name, stream)
+
+    def _header(self, name: str, stream: IO[bytes]) -> tuple[tuple[int, ...], int]:
+        version = np.lib.format.read_magic(stream)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            raise self.fail(f"{name}: unsupported .npy version {version}")
+        found, fortran_order, dtype = read_header[version](stream, max_header_size=10_000)
+        if dtype != DTYPE:
+            raise self.fail(f"{name} holds {dtype}, expected float32")
+        if fortran_order:
+            raise self.fail(f"{name} is in Fortran order, expected C order (as numpy writes by default)")
+        if not found or len(found) > 2:
+            raise self.fail(f"{name} has shape {tuple(found)}, expected 1 or 2 dimensions")
+        return tuple(found), stream.tell()
 
     def array(self, name: str, shape: tuple[int | None, ...]) -> np.ndarray:
         """A float32 array of the given shape (None: any size); checked before it is read."""
         info = self.members[name]
         with self.archive.open(info) as stream:
-            version = np.lib.format.read_magic(stream)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-            if version not in read_header:
-                raise self.fail(f"{name}: unsupported .npy version {version}")
-            found, fortran_order, dtype = read_header[version](stream)
-            header_bytes = stream.tell()
-            if dtype != DTYPE or fortran_order:
-                raise self.fail(f"{name} holds {dtype}, expected float32")
+            found, header_bytes = self._header(name, stream)
             if len(found) != len(shape) or any(
                 want is not None and want != got for want, got in zip(shape, found, strict=True)
             ):
@@ -338,7 +412,7 @@ class _Reader:
                 )
                 raise self.fail(f"{name} has shape {tuple(found)}, expected {wanted}")
             nbytes = DTYPE.itemsize * math.prod(found)
-            if header_bytes + nbytes != info.file_size or info.file_size > MAX_MEMBER_BYTES:
+            if header_bytes + nbytes != info.file_size:
                 raise self.fail(f"{name} claims {nbytes:,} bytes of data in a member of {info.file_size:,}")
             array = np.frombuffer(stream.read(nbytes), dtype=DTYPE).reshape(found)
         if not np.isfinite(array).all():
@@ -399,39 +473,84 @@ class Scorer:
 
     def occlusion(
         self, sequences: Sequence[np.ndarray], probabilities: np.ndarray
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    ) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """For each review, its word indices and, for each, the review's probability minus the
-        probability without that word: what the word adds to the score (> 0: towards positive)."""
-        effects: list[tuple[np.ndarray, np.ndarray]] = [None] * len(sequences)  # type: ignore[list-item]
-        pending: list[tuple[int, np.ndarray, list[np.ndarray]]] = []  # (review, its words, occluded reviews)
+        probability without that word: what the word adds to the score (> 0: towards positive).
 
-        def flush() -> None:
-            rows = [row for _, _, occluded in pending for row in occluded]
-            without = self.probabilities(self.features(rows)) if rows else np.zeros(0, dtype=DTYPE)
-            start = 0
-            for review, words, _ in pending:
-                effects[review] = (words, probabilities[review] - without[start : start + len(words)])
-                start += len(words)
-            pending.clear()
-
+        A review without a word is its row of term counts without that column: the rows
+        the vectorize stage would build for the review with every occurrence of the word
+        taken out. They are scored EXPLAIN_NONZEROS entries at a time, so memory stays
+        bounded however long a review is. A review whose copies would take more than
+        limits.MAX_EXPLAIN_ENTRIES entries in all gets None: its time would not be bounded."""
+        counts = features.term_counts(
+            row_offsets([len(s) for s in sequences]),
+            np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int32),
+            self.bundle.num_words,
+        )
+        words_of = [self._words(counts, review) for review in range(len(sequences))]
+        explained = [
+            len(words) * int(counts.indptr[review + 1] - counts.indptr[review]) <= limits.MAX_EXPLAIN_ENTRIES
+            for review, words in enumerate(words_of)
+        ]
+        words_of = [words if ok else words[:0] for words, ok in zip(words_of, explained, strict=True)]
+        without = [np.empty(len(words), dtype=DTYPE) for words in words_of]
+        batch: list[tuple[int, slice]] = []  # (review, which of its words)
         entries = 0
-        for review, sequence in enumerate(sequences):
-            columns = np.unique(sequence)
-            words = columns[columns >= text.INDEX_FROM]  # not the start marker, not out-of-vocabulary
-            pending.append((review, words, [sequence[sequence != word] for word in words]))
-            entries += len(words) * len(sequence)
-            if entries >= EXPLAIN_NONZEROS:
-                flush()
-                entries = 0
-        flush()
-        return effects
+        for review, words in enumerate(words_of):
+            row_entries = max(counts.indptr[review + 1] - counts.indptr[review] - 1, 1)
+            per_batch = max(EXPLAIN_NONZEROS // row_entries, 1)
+            for start in range(0, len(words), per_batch):
+                part = slice(start, min(start + per_batch, len(words)))
+                batch.append((review, part))
+                entries += (part.stop - part.start) * row_entries
+                if entries >= EXPLAIN_NONZEROS:
+                    self._score_occluded(counts, words_of, batch, without)
+                    batch, entries = [], 0
+        self._score_occluded(counts, words_of, batch, without)
+        return [
+            (words, probabilities[review] - without[review]) if ok else None
+            for review, (words, ok) in enumerate(zip(words_of, explained, strict=True))
+        ]
+
+    @staticmethod
+    def _words(counts: scipy.sparse.csr_matrix, review: int) -> np.ndarray:
+        columns = counts.indices[counts.indptr[review] : counts.indptr[review + 1]]
+        return columns[columns >= text.INDEX_FROM]  # not the start marker, not out-of-vocabulary
+
+    def _score_occluded(self, counts, words_of, batch, without) -> None:
+        if not batch:
+            return
+        rows = [self._occluded(counts, review, words_of[review][part]) for review, part in batch]
+        probabilities = self.probabilities(features.weigh(scipy.sparse.vstack(rows, format="csr"),
+                                                          self.bundle.vectorize.weighting, self.bundle.idf))
+        start = 0
+        for (review, part), occluded in zip(batch, rows, strict=True):
+            without[review][part] = probabilities[start : start + occluded.shape[0]]
+            start += occluded.shape[0]
+
+    def _occluded(self, counts: scipy.sparse.csr_matrix, review: int, words: np.ndarray) -> scipy.sparse.csr_matrix:
+        """The review's row of counts once for each word, without that word's column."""
+        first, last = counts.indptr[review], counts.indptr[review + 1]
+        columns, values = counts.indices[first:last], counts.data[first:last]
+        kept = columns[np.newaxis, :] != words[:, np.newaxis]  # each row drops its own word
+        indptr = np.arange(len(words) + 1, dtype=np.int64) * (len(columns) - 1)
+        return scipy.sparse.csr_matrix(
+            (np.broadcast_to(values, kept.shape)[kept], np.broadcast_to(columns, kept.shape)[kept], indptr),
+            shape=(len(words), counts.shape[1]),
+        )
 
     def explain(self, review: str, top: int = 5) -> dict[str, list[tuple[str, float]]]:
-        """The `top` words pushing the review's score most towards each label."""
+        """The `top` words pushing the review's score most towards each label; a LimitError
+        for a review too large to explain (limits.MAX_EXPLAIN_ENTRIES)."""
         sequence = self.encode(review)
         probability = self.probabilities(self.features([sequence]))
-        words, effects = self.occlusion([sequence], probability)[0]
-        return strongest(words, effects, self.word_of, top)
+        effects = self.occlusion([sequence], probability)[0]
+        if effects is None:
+            raise limits.LimitError(
+                f"the review has too many distinct words to explain (limits.MAX_EXPLAIN_ENTRIES = "
+                f"{limits.MAX_EXPLAIN_ENTRIES:,})"
+            )
+        return strongest(*effects, self.word_of, top)
 
 
 def strongest(

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from pipeline import paths
+from pipeline import limits, paths
 from pipeline.cli import UserError
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish", "linear")
@@ -44,6 +44,10 @@ def _int_at_least(low: int):
     return _spec(f"an integer >= {low}", lambda v: _is_int(v) and v >= low)
 
 
+def _int_between(low: int, high: int):
+    return _spec(f"an integer from {low} to {high:,}", lambda v: _is_int(v) and low <= v <= high)
+
+
 def _one_of(choices: tuple[str, ...]):
     return _spec("one of " + ", ".join(choices), lambda v: v in choices)
 
@@ -57,8 +61,8 @@ class DownloadParams:
 @dataclass(frozen=True)
 class VocabParams:
     num_words: int = _spec(
-        f"an integer >= {INDEX_FROM + 1} (indices 0-{INDEX_FROM - 1} are reserved)",
-        lambda v: _is_int(v) and v > INDEX_FROM,
+        f"an integer from {INDEX_FROM + 1} (indices 0-{INDEX_FROM - 1} are reserved) to {limits.MAX_NUM_WORDS:,}",
+        lambda v: _is_int(v) and INDEX_FROM < v <= limits.MAX_NUM_WORDS,
     )
     skip_top: int = _int_at_least(0)
     ngram_range: tuple[int, int] = _spec(
@@ -84,13 +88,13 @@ class VectorizeParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    hidden_layers: int = _int_at_least(0)
-    units: int = _int_at_least(1)
+    hidden_layers: int = _int_between(0, limits.MAX_HIDDEN_LAYERS)
+    units: int = _int_between(1, limits.MAX_UNITS)
     activation: str = _one_of(ACTIVATIONS)
     optimizer: str = _one_of(OPTIMIZERS)
     learning_rate: float = _spec("a number > 0", lambda v: _is_number(v) and v > 0, float)
     loss: str = _one_of(LOSSES)
-    batch_size: int = _int_at_least(1)
+    batch_size: int = _int_between(1, limits.MAX_BATCH_SIZE)
     seed: int = _spec("an integer from 0 to 2**32 - 1", lambda v: _is_int(v) and 0 <= v < 2**32)
     dropout: float = _spec("a number from 0 to less than 1", lambda v: _is_number(v) and 0 <= v < 1, float)
     l2: float = _spec("a number >= 0", lambda v: _is_number(v) and v >= 0, float)
@@ -100,14 +104,14 @@ class ModelParams:
 @dataclass(frozen=True)
 class ValidateParams:
     val_size: int = _int_at_least(1)
-    epochs: int = _int_at_least(1)
+    epochs: int = _int_between(1, limits.MAX_EPOCHS)
 
 
 @dataclass(frozen=True)
 class TrainParams:
     epochs: int | str = _spec(
-        "an integer >= 1, or best (the epoch with the lowest validation loss)",
-        lambda v: (_is_int(v) and v >= 1) or v == "best",
+        f"an integer from 1 to {limits.MAX_EPOCHS:,}, or best (the epoch with the lowest validation loss)",
+        lambda v: (_is_int(v) and 1 <= v <= limits.MAX_EPOCHS) or v == "best",
     )
 
 
@@ -172,18 +176,55 @@ def parse_params(raw: Any) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError("params.yaml: expected a mapping of sections (" + ", ".join(SECTIONS) + ")")
     _check_keys("", raw, list(SECTIONS))
-    return Params(**{name: parse_section(name, cls, raw[name]) for name, cls in SECTIONS.items()})
+    params = Params(**{name: parse_section(name, cls, raw[name]) for name, cls in SECTIONS.items()})
+    check_model_size(params.vocab.num_words, params.model)
+    return params
+
+
+def model_parameters(num_words: int, model: ModelParams) -> int:
+    """The weights and biases of the model these params build."""
+    if model.hidden_layers == 0:
+        return num_words + 1
+    hidden = (num_words + 1) * model.units + (model.hidden_layers - 1) * (model.units + 1) * model.units
+    return hidden + model.units + 1
+
+
+def check_model_size(num_words: int, model: ModelParams) -> None:
+    """Refuses, before TensorFlow loads, a model larger than a stage's memory budget."""
+    parameters = model_parameters(num_words, model)
+    if parameters > limits.MAX_MODEL_PARAMETERS:
+        raise ParamsError(
+            f"params.yaml: vocab.num_words = {num_words:,} with model.hidden_layers = {model.hidden_layers} "
+            f"of model.units = {model.units:,} makes a model of {parameters:,} weights; at most "
+            f"{limits.MAX_MODEL_PARAMETERS:,} train within the {limits.size(limits.MEMORY_BUDGET)} a stage may "
+            "use (pipeline/limits.py): lower model.units or vocab.num_words"
+        )
+    activations = model.batch_size * model.units * max(model.hidden_layers, 1)
+    if activations > limits.MAX_BATCH_ACTIVATIONS:
+        raise ParamsError(
+            f"params.yaml: model.batch_size = {model.batch_size:,} with model.hidden_layers = "
+            f"{model.hidden_layers} of model.units = {model.units:,} makes {activations:,} activations per "
+            f"batch; at most {limits.MAX_BATCH_ACTIVATIONS:,} fit the {limits.size(limits.MEMORY_BUDGET)} a "
+            "stage may use (pipeline/limits.py): lower model.batch_size or model.units"
+        )
 
 
 def load_params(path: Path = paths.PARAMS) -> Params:
+    return parse_params(read_raw(path))
+
+
+def read_raw(path: Path = paths.PARAMS) -> Any:
+    """params.yaml as YAML gives it, unchecked; a file that is none is one line."""
+    data = limits.read_regular(path, "a params file", limits.MAX_PARAMS_BYTES)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ParamsError(f"cannot read {path}: {error.strerror}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ParamsError(f"{path} is not UTF-8 text (byte {error.start + 1})") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise ParamsError(f"{path} is nested too deeply to be params") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path} is not valid YAML{where}") from None
-    return parse_params(raw)

@@ -35,10 +35,10 @@ from typing import IO
 
 import numpy as np
 
-from pipeline import paths, text
+from pipeline import limits, paths, text
 from pipeline.cli import UserError, run
 from pipeline.inference import Bundle, Scorer, label, strongest
-from pipeline.params import Params, load_params
+from pipeline.params import read_raw
 
 PROG = "imdb-predict"
 # Big inputs are scored a chunk at a time, so memory stays flat however long the file is.
@@ -48,6 +48,10 @@ TOP = 5
 PREVIEW = 60  # characters of the review shown in the readable output
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PROJECT_MARKER = "dvc.yaml"
+TOO_LARGE_TO_EXPLAIN = (
+    f"not explained: its distinct words times its distinct terms exceed the {limits.MAX_EXPLAIN_ENTRIES:,} "
+    "entries --explain scores for one review (pipeline/limits.py)"
+)
 NO_KNOWN_WORD = "none of its words is in the vocabulary, so the score says nothing about this review"
 
 
@@ -71,6 +75,7 @@ class Scored:
     words: int  # tokens in the review
     known_words: int  # tokens in the vocabulary
     explanation: dict[str, list[tuple[str, float]]] | None = None
+    not_explained: str | None = None  # why --explain gave no explanation
 
 
 # ---------------------------------------------------------------- the model
@@ -95,48 +100,92 @@ def load_scorer(model: str | None) -> Scorer:
             f"missing {paths.BUNDLE}: run `dvc repro` to build it, or `dvc pull` if the project has a remote"
         )
     scorer = Scorer.load(os.path.relpath(root / paths.BUNDLE))  # named in messages as the user would type it
-    check_built_with(scorer.bundle, load_params(root / paths.PARAMS))
+    warning = params_warning(scorer.bundle, root / paths.PARAMS)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return scorer
 
 
-BUILT_WITH = {"vocab": ("num_words", "skip_top", "ngram_range"), "vectorize": ("weighting",)}
+def params_warning(bundle: Bundle, params_path: Path) -> str | None:
+    """Whether params.yaml describes the project's model. The bundle carries the params
+    it was built with, and scores by them whatever params.yaml says (even when it does
+    not validate, as after a refused `dvc exp run -S`), so a difference is a warning:
+    the user changed params.yaml and has not run `dvc repro` yet."""
+    where = os.path.relpath(params_path)  # named as the user would type it
+    try:
+        raw = read_raw(Path(where))
+    except UserError as error:
+        return f"{error}; {paths.BUNDLE} scores with the params it was built with"
+    differences = built_with_differences(bundle, raw)
+    if not differences:
+        return None
+    shown = "; ".join(differences[:MAX_SHOWN_DIFFERENCES]) + ("; …" if len(differences) > MAX_SHOWN_DIFFERENCES else "")
+    return (
+        f"{where} is not what {paths.BUNDLE} was built with: {shown}; it scores as built "
+        "(`dvc repro` rebuilds it from params.yaml)"
+    )
 
 
-def check_built_with(bundle: Bundle, params: Params) -> None:
-    """params.yaml's vocab and vectorize sections are the ones the project's model was built
-    with: otherwise the user changed them and has not run `dvc repro` yet, and would be
-    scoring with a model that is not what params.yaml describes."""
-    for section, keys in BUILT_WITH.items():
-        for key in keys:
-            built, now = getattr(getattr(bundle, section), key), getattr(getattr(params, section), key)
-            if built != now:
-                raise UserError(
-                    f"params.yaml has {section}.{key} = {_as_param(now)} but the model was built with "
-                    f"{_as_param(built)} ({paths.BUNDLE}): run `dvc repro` to rebuild it, or set it back"
-                )
+MAX_SHOWN_DIFFERENCES = 4
 
 
-def _as_param(value):
-    return list(value) if isinstance(value, (list, tuple)) else value
+def built_with_differences(bundle: Bundle, raw: object) -> list[str]:
+    """`section.key = value here (built with value)` for each param the bundle records
+    that params.yaml (as YAML gives it, unchecked) sets otherwise."""
+    differences = []
+    for section, built_values in bundle.metadata()["params"].items():
+        here = raw.get(section) if isinstance(raw, dict) else None
+        for key, built in built_values.items():
+            now = here.get(key, _ABSENT) if isinstance(here, dict) else _ABSENT
+            if (section, key) == ("train", "epochs") and now == "best":
+                continue  # best is an epoch number once trained
+            if now != built:
+                shown = "absent" if now is _ABSENT else _short(now)
+                differences.append(f"{section}.{key} = {shown} (built with {_short(built)})")
+    return differences
+
+
+_ABSENT = object()
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 # ---------------------------------------------------------------- input
 
 
-def from_arguments(texts: Iterable[str]) -> Iterator[InputReview]:
+def from_arguments(texts: Iterable[str], max_bytes: int = limits.MAX_REVIEW_BYTES) -> list[InputReview]:
+    """Every argument is checked before any is scored."""
+    reviews = []
     for number, review in enumerate(texts, start=1):
+        if len(review) > max_bytes // 4 and len(review.encode("utf-8", "surrogateescape")) > max_bytes:
+            raise limits.LimitError(f"argument {number} {_too_long(max_bytes)}")
         if review.strip():
-            yield InputReview(number, review)
+            reviews.append(InputReview(number, review))
+    return reviews
 
 
-def from_lines(stream: IO[bytes], name: str, input_format: str) -> Iterator[InputReview | Skipped]:
+def _too_long(max_bytes: int) -> str:
+    return (
+        f"is longer than {limits.size(max_bytes)}, the longest review allowed "
+        f"({limits.REVIEW_BYTES_FLAG} N raises it)"
+    )
+
+
+def from_lines(
+    stream: IO[bytes], name: str, input_format: str, max_bytes: int = limits.MAX_REVIEW_BYTES
+) -> Iterator[InputReview | Skipped]:
     """One review per line, or JSON Lines with a "text" field. Lines end at \\n only (a review
-    may hold any other Unicode line separator); blank lines are not reviews."""
+    may hold any other Unicode line separator); blank lines are not reviews. No more than
+    max_bytes of a line is read into memory: a longer line stops the input with a LimitError."""
     fmt = input_format
     if fmt == "auto" and name.lower().endswith(JSONL_SUFFIXES):
         fmt = "jsonl"
+    number = 0
     try:
-        for number, raw in enumerate(stream, start=1):
+        for number, raw in enumerate(limits.bounded_lines(stream, max_bytes), start=1):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -150,46 +199,52 @@ def from_lines(stream: IO[bytes], name: str, input_format: str) -> Iterator[Inpu
             if fmt == "auto":  # the first review decides: JSON Lines if it is a JSON object
                 fmt = "jsonl" if line.lstrip().startswith("{") else "lines"
             yield InputReview(number, line) if fmt == "lines" else json_review(number, line)
+    except limits.LineTooLong:
+        raise limits.LimitError(f"{name} line {number + 1} {_too_long(max_bytes)}") from None
     except OSError as error:
         raise UserError(f"cannot read {name}: {error.strerror or error}") from None
 
 
 def json_review(number: int, line: str) -> InputReview | Skipped:
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        return Skipped(number, f"invalid JSON: {error.msg} (column {error.colno})")
+        record = limits.parse_json(line)
+    except limits.JsonError as error:
+        return Skipped(number, f"invalid JSON: {error}")
     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
         return Skipped(number, 'expected a JSON object with a "text" string')
     return InputReview(number, record["text"], record.get("id"))
 
 
 def open_file(name: str) -> IO[bytes]:
-    try:
-        return open(name, "rb")
-    except OSError as error:
-        raise UserError(f"cannot read {name}: {error.strerror or error}") from None
+    return limits.open_regular(name, "a file of reviews")
 
 
 def chunks(
     items: Iterable[InputReview | Skipped], size: int, source: str, skipped: list[Skipped], chars: int = CHUNK_CHARS
 ) -> Iterator[list[InputReview]]:
     """Reviews in lists of at most `size` reviews and about `chars` characters; a skipped
-    line is reported on stderr as it is met."""
+    line is reported on stderr as it is met. Input over a limit ends the reviews: those
+    read before it are still handed on, then the error is raised."""
     chunk: list[InputReview] = []
     length = 0
-    for item in items:
-        if isinstance(item, Skipped):
-            skipped.append(item)
-            print(f"error: {source} line {item.position}: {item.reason}; line skipped", file=sys.stderr, flush=True)
-            continue
-        chunk.append(item)
-        length += len(item.text)
-        if len(chunk) >= size or length >= chars:
-            yield chunk
-            chunk, length = [], 0
+    over_limit = None
+    try:
+        for item in items:
+            if isinstance(item, Skipped):
+                skipped.append(item)
+                print(f"error: {source} line {item.position}: {item.reason}; line skipped", file=sys.stderr, flush=True)
+                continue
+            chunk.append(item)
+            length += len(item.text)
+            if len(chunk) >= size or length >= chars:
+                yield chunk
+                chunk, length = [], 0
+    except limits.LimitError as error:
+        over_limit = error
     if chunk:
         yield chunk
+    if over_limit is not None:
+        raise over_limit
 
 
 # ---------------------------------------------------------------- output
@@ -210,6 +265,8 @@ def as_text(result: Scored, where: str) -> str:
         for direction in ("positive", "negative"):
             words = ", ".join(f"{w} {e:+.3f}" for w, e in result.explanation[direction]) or "(none)"
             lines.append(f"  towards {direction}: {words}")
+    if result.not_explained is not None:
+        lines.append(f"  note: {result.not_explained}")
     return "\n".join(lines)
 
 
@@ -230,8 +287,21 @@ def as_json(result: Scored, position_key: str) -> str:
             direction: [{"word": w, "effect": round(e, 6)} for w, e in words]
             for direction, words in result.explanation.items()
         }
+    if result.not_explained is not None:
+        record["explain_note"] = result.not_explained
     line = json.dumps(record, ensure_ascii=False)
     return line.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# Control characters (NUL, the ESC that starts a terminal's escape sequences, C1) and
+# the marks that reverse the direction of text: printed raw, a review could move the
+# cursor, retitle the window or make another line read differently.
+_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def for_terminal(output: str) -> str:
+    """The output with every control character but the line break escaped as \\xNN or \\uNNNN."""
+    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], output)
 
 
 # ---------------------------------------------------------------- the command
@@ -273,6 +343,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--top", type=_positive_int, default=TOP, metavar="N", help=f"words per direction for --explain (default {TOP})"
     )
+    parser.add_argument(
+        limits.REVIEW_BYTES_FLAG, type=_positive_int, default=limits.MAX_REVIEW_BYTES, metavar="N",
+        dest="max_review_bytes",
+        help=f"the longest review (argument or input line) read, in bytes (default {limits.MAX_REVIEW_BYTES:,}); "
+        "a longer one stops the input",
+    )
     args = parser.parse_intermixed_args(argv)
     if args.reviews and args.file is not None:
         parser.error("give reviews as arguments or with --file, not both")
@@ -299,27 +375,29 @@ class Source:
 
 def open_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> Source:
     if args.reviews:
-        return Source(from_arguments(args.reviews), "the arguments", "arg")
+        return Source(from_arguments(args.reviews, args.max_review_bytes), "the arguments", "arg")
     if args.file in (None, "-"):
         stream, name = sys.stdin.buffer, "stdin"
     else:
         stream, name = stack.enter_context(open_file(args.file)), args.file
-    return Source(from_lines(stream, name, args.input_format), name, "line", interactive=stream.isatty())
+    items = from_lines(stream, name, args.input_format, args.max_review_bytes)
+    return Source(items, name, "line", interactive=stream.isatty())
 
 
 def main(argv: list[str] | None = None) -> int:
     """Scores and prints every review, a chunk at a time; returns the exit status."""
     args = parse_args(argv)
-    scorer = load_scorer(args.model)
     with contextlib.ExitStack() as stack:
-        source = open_source(args, stack)
+        source = open_source(args, stack)  # a file that is none is refused before the model is read
+        scorer = load_scorer(args.model)
         if source.interactive:
             print(f"{PROG}: type a review and press Enter (Ctrl-D to end)", file=sys.stderr, flush=True)
         skipped: list[Skipped] = []
         scored = 0
         reviews = chunks(source.items, 1 if source.interactive else CHUNK_REVIEWS, source.name, skipped)
+        shown = for_terminal if sys.stdout.isatty() else str
         for chunk, lines in scored_chunks(scorer, reviews, args, source):
-            print("\n".join(lines), flush=True)
+            print(shown("\n".join(lines)), flush=True)
             scored += len(chunk)
 
     if scored == 0:
@@ -340,23 +418,43 @@ def scored_chunks(
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     one_process = source.interactive or workers < 2 or "fork" not in multiprocessing.get_all_start_methods()
     # a second chunk is waited for only when it may be worth a pool (never at a terminal)
-    started = [] if one_process else [chunk for chunk in (next(reviews, None), next(reviews, None)) if chunk]
+    started: list[list[InputReview]] = []
+    over_limit = None  # input over a limit: what was read before it is scored, then it is raised
+    try:
+        while not one_process and len(started) < 2 and (chunk := next(reviews, None)):
+            started.append(chunk)
+    except limits.LimitError as error:
+        over_limit = error
     if one_process or len(started) < 2:
-        for chunk in itertools.chain(started, reviews):
+        for chunk in itertools.chain(started, () if over_limit else reviews):
             yield chunk, score_chunk(scorer, chunk, args, source)
-        return
+    else:
+        yield from _scored_in_pool(scorer, itertools.chain(started, reviews), args, source, workers)
+    if over_limit is not None:
+        raise over_limit
+
+
+def _scored_in_pool(
+    scorer: Scorer, reviews: Iterator[list[InputReview]], args: argparse.Namespace, source: Source, workers: int
+) -> Iterator[tuple[list[InputReview], list[str]]]:
     global _FORKED  # what each worker inherits by fork: nothing of it is pickled
     _FORKED = (scorer, args, source)
     pending: collections.deque = collections.deque()
+    over_limit = None
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for chunk in itertools.chain(started, reviews):
-            pending.append((chunk, pool.apply_async(_score_forked, (chunk,))))
-            if len(pending) >= 2 * workers:
-                done, result = pending.popleft()
-                yield done, result.get()
+        try:
+            for chunk in reviews:
+                pending.append((chunk, pool.apply_async(_score_forked, (chunk,))))
+                if len(pending) >= 2 * workers:
+                    done, result = pending.popleft()
+                    yield done, result.get()
+        except limits.LimitError as error:
+            over_limit = error
         while pending:
             done, result = pending.popleft()
             yield done, result.get()
+    if over_limit is not None:
+        raise over_limit
 
 
 _FORKED: tuple | None = None
@@ -379,7 +477,9 @@ def score_chunk(scorer: Scorer, chunk: list[InputReview], args: argparse.Namespa
             words=len(sequence) - 1,
             known_words=int(np.count_nonzero(sequence[1:] != text.OOV_CHAR)),
         )
-        if effects is not None:
+        if effects is not None and effects[row] is None:
+            result.not_explained = TOO_LARGE_TO_EXPLAIN
+        elif effects is not None:
             result.explanation = strongest(*effects[row], scorer.word_of, args.top)
         out.append(as_json(result, source.position_key) if args.json else as_text(result, source.where(review)))
     return out

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse
 
 from pipeline import features, files
+from pipeline.cli import UserError
 from pipeline.params import ModelParams
 
 SHOW_TENSORFLOW_LOGS = "IMDB_TF_LOGS"  # set to 1 to see TensorFlow's start-up lines
@@ -237,16 +238,24 @@ def train_model(
     val_batches = None
     if load_validation is not None:
         val_batches = sparse_batches(*load_validation(), column_scale=ratio, cache=True)
-    model = build_model(num_words, params, steps_per_execution=steps)
-    history = model.fit(
-        train_batches,
-        steps_per_epoch=steps,
-        validation_data=val_batches,
-        epochs=epochs,
-        shuffle=False,  # sparse_batches reshuffles every epoch itself
-        callbacks=[] if live_dir is None else [_live_callback(live_dir)],
-        verbose=2,
-    )
+    try:
+        model = build_model(num_words, params, steps_per_execution=steps)
+        history = model.fit(
+            train_batches,
+            steps_per_epoch=steps,
+            validation_data=val_batches,
+            epochs=epochs,
+            shuffle=False,  # sparse_batches reshuffles every epoch itself
+            callbacks=[] if live_dir is None else [_live_callback(live_dir)],
+            verbose=2,
+        )
+    except (tf.errors.ResourceExhaustedError, MemoryError):
+        # params.py refuses the models known not to fit; this is what this machine had left
+        raise UserError(
+            f"out of memory fitting a model of {num_words:,} inputs, {params.hidden_layers} hidden layers of "
+            f"{params.units:,} units, batches of {params.batch_size:,}: lower model.units, model.batch_size "
+            "or vocab.num_words"
+        ) from None
     if ratio is not None:
         first = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
         first.kernel.assign(first.kernel * ratio[:, np.newaxis])

@@ -476,6 +476,11 @@ def test_a_bad_archive_stops_the_stage_with_one_line_and_no_output(tmp_path, mon
 def test_missing_local_archive_is_named(tmp_path):
     with pytest.raises(UserError, match=r"nowhere\.tar\.gz: no such file \(from IMDB_ARCHIVE\)"):
         download.read_archive(tmp_path / "nowhere.tar.gz")
+    fifo = tmp_path / "fifo.tar.gz"
+    os.mkfifo(fifo)  # no writer: opening it must not wait for one
+    for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a character device")):
+        with pytest.raises(UserError, match=rf"^{path} is {kind}, not a gzip tar archive: expected a regular file$"):
+            download.read_archive(path)
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):

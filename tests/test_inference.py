@@ -2,7 +2,10 @@
 import dataclasses
 import io
 import json
+import os
+import warnings
 import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -259,19 +262,148 @@ def test_a_damaged_or_hostile_bundle_is_one_error_naming_the_file(tmp_path, case
     assert str(path) in text and message in text and "\n" not in text
 
 
-def test_a_size_that_claims_gigabytes_is_refused_before_it_is_read(tmp_path):
-    # The last layer's kernel declares a shape of 10^12 rows while the metadata says 30 inputs:
-    # refused from the header alone; and a kernel whose header matches a huge num_words is
-    # refused from the member's declared size.
-    files = members(bundle())
-    metadata = json.loads(files["metadata.json"])
-    metadata["params"]["vocab"]["num_words"] = HUGE
-    files["metadata.json"] = json.dumps(metadata).encode()
-    files["vocabulary.txt"] = b"w"
+def header_only(shape) -> bytes:
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (HUGE, 4)})
-    files["kernel_0.npy"] = header.getvalue()  # no data at all: a liar
-    path = tmp_path / "liar.npz"
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return header.getvalue()
+
+
+def claiming(data: bytes, name: str, size: int) -> bytes:
+    """The zip with the central directory's unpacked size of member `name` set to size."""
+    entry = data.index(b"PK\x01\x02")  # the first central directory entry
+    while data[entry + 46 : entry + 46 + len(name)] != name.encode():
+        entry = data.index(b"PK\x01\x02", entry + 1)
+    return data[: entry + 24] + size.to_bytes(4, "little") + data[entry + 28 :]
+
+
+def test_a_size_that_claims_gigabytes_is_refused_before_it_is_read(tmp_path):
+    files = members(bundle())
+    # a kernel whose header declares 10^12 rows: refused from the header alone, by the weights it would hold
+    files["kernel_0.npy"] = header_only((HUGE, 4))
+    path = tmp_path / "huge.npz"
     path.write_bytes(zipped(files))
-    with pytest.raises(BundleError, match=r"kernel_0\.npy claims 16,000,000,000,000 bytes of data in a member of \d+"):
+    with pytest.raises(BundleError, match=r"its layers hold 4,000,000,000,009 weights, more than the 53,687,091 "):
         read_bundle(path)
+    # a kernel whose header matches the metadata but whose data is missing: a liar
+    files["kernel_0.npy"] = header_only((NUM_WORDS, 4))
+    path.write_bytes(zipped(files))
+    with pytest.raises(BundleError, match=r"kernel_0\.npy claims 480 bytes of data in a member of 128"):
+        read_bundle(path)
+
+
+def test_members_that_claim_more_than_a_bundle_may_hold_together_are_refused_before_any_is_read(tmp_path):
+    good = written(bundle())
+    path = tmp_path / "bundle.npz"
+    # each claim under the total, together over it
+    path.write_bytes(claiming(claiming(good, "kernel_0.npy", 200 << 20), "bias_0.npy", 200 << 20))
+    with pytest.raises(BundleError, match=r"its members claim 419,4\d\d,\d{3} bytes unpacked, more than the 320 MB a "
+                       r"bundle may hold \(pipeline/limits\.py\)$"):
+        read_bundle(path)
+    path.write_bytes(claiming(good, "vocabulary.txt", 100 << 20))
+    with pytest.raises(BundleError, match=r"vocabulary\.txt claims 104,857,600 bytes unpacked, more than the 64 MB "
+                       r"it may have \(pipeline/limits\.py\)$"):
+        read_bundle(path)
+
+
+def test_only_a_regular_file_is_read_as_a_bundle(tmp_path):
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # with no writer: opening it must not wait for one
+    for path, kind in ((Path("/dev/zero"), "a character device"), (tmp_path / "zero", "a character device"),
+                       (fifo, "a FIFO")):
+        with pytest.raises(BundleError, match=rf"^{path} is {kind}, not a model bundle: expected a regular file$"):
+            read_bundle(path)
+    with pytest.raises(BundleError, match=r"is a directory, not a model bundle"):
+        read_bundle(tmp_path)
+
+
+def test_a_file_larger_than_any_bundle_is_refused_unread(tmp_path):
+    path = tmp_path / "big.npz"
+    with open(path, "wb") as stream:
+        stream.truncate((320 << 20) + 1)  # sparse: no disk used
+    with pytest.raises(BundleError, match=r"has 335,544,321 bytes; a model bundle may have at most 320 MB"):
+        read_bundle(path)
+
+
+def _repeated_member() -> bytes:
+    files = members(bundle())
+    stream = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(stream, "w") as archive:
+        warnings.simplefilter("ignore")  # "Duplicate name"
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.writestr("bias_0.npy", files["bias_0.npy"])
+    return stream.getvalue()
+
+
+MORE_HOSTILE = {
+    "a repeated member": (_repeated_member(), "the member bias_0.npy appears more than once"),
+    "a Fortran-order array": (
+        with_member("kernel_0.npy", npy(np.asfortranarray(np.zeros((NUM_WORDS, 4), "float32")))),
+        "kernel_0.npy is in Fortran order, expected C order",
+    ),
+    "a layer of no units": (
+        with_member("kernel_0.npy", npy(np.zeros((NUM_WORDS, 0), "float32"))),
+        "kernel_0.npy has 0 units; a layer needs at least 1",
+    ),
+    "deeply nested metadata": (
+        with_member("metadata.json", b"[" * 100_000 + b"]" * 100_000),
+        "metadata.json is not JSON a bundle may hold (nested deeper than 32 levels)",
+    ),
+    "metadata nested just past the limit": (
+        with_metadata(padding=json.loads("[" * 40 + "]" * 40)),
+        "nested deeper than 32 levels",
+    ),
+    "an integer of a million digits": (
+        with_member("metadata.json", b"[" + b"9" * 100_000 + b"]"),
+        "metadata.json is not JSON a bundle may hold (Exceeds the limit (4300 digits)",
+    ),
+    "too many members": (
+        zipped({**members(bundle()), **{f"x{n:05}": b"" for n in range(2000)}}),
+        "its list of members takes",
+    ),
+    "a vocabulary of more lines than num_words": (
+        with_member("vocabulary.txt", b"\n" * 5_000_000),
+        "vocabulary.txt has 5,000,001 terms; num_words = 30 encodes at most 26",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MORE_HOSTILE))
+def test_more_hostile_bundles_are_one_line_naming_what_is_wrong(tmp_path, case):
+    data, message = MORE_HOSTILE[case]
+    path = tmp_path / "bundle.npz"
+    path.write_bytes(data)
+    with pytest.raises(BundleError) as error:
+        read_bundle(path)
+    text = str(error.value)
+    assert text.startswith(str(path)) and message in text and "\n" not in text
+
+
+@pytest.mark.parametrize("weighting", ["binary", "count", "tfidf"])
+def test_occlusion_scores_each_review_without_each_of_its_words(weighting, monkeypatch):
+    # the definition: the review's probability minus that of the review with every occurrence of
+    # the word taken out; here in batches so small that a review's words are split between them
+    scorer = Scorer(bundle(weighting))
+    rng = np.random.default_rng(7)
+    sequences = [np.r_[1, rng.integers(2, NUM_WORDS, n)].astype(np.int32) for n in (0, 1, 5, 40, 300)]
+    probabilities = scorer.probabilities(scorer.features(sequences))
+    for nonzeros in (1, 7, inference.EXPLAIN_NONZEROS):
+        monkeypatch.setattr(inference, "EXPLAIN_NONZEROS", nonzeros)
+        effects = scorer.occlusion(sequences, probabilities)
+        for sequence, probability, (words, effect) in zip(sequences, probabilities, effects, strict=True):
+            expected_words = np.unique(sequence[sequence >= 3])
+            without = scorer.probabilities(scorer.features([sequence[sequence != word] for word in expected_words]))
+            np.testing.assert_array_equal(words, expected_words)
+            np.testing.assert_array_equal(effect, probability - without)  # bit for bit
+
+
+def test_a_review_too_large_to_explain_is_scored_and_left_unexplained(monkeypatch):
+    scorer = Scorer(bundle())
+    sequences = [np.array([1, 4, 5, 6], np.int32), np.array([1, 4, 5, 6, 7, 8], np.int32)]
+    probabilities = scorer.probabilities(scorer.features(sequences))
+    monkeypatch.setattr(inference.limits, "MAX_EXPLAIN_ENTRIES", 3 * 4)  # 3 words x 4 distinct terms
+    first, second = scorer.occlusion(sequences, probabilities)
+    assert list(first[0]) == [4, 5, 6] and second is None
+    with pytest.raises(inference.limits.LimitError, match=r"too many distinct words to explain"):
+        scorer.explain("word1 word2 word3 word4")

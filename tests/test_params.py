@@ -1,5 +1,7 @@
 import ast
 import copy
+import dataclasses
+import os
 import subprocess
 import sys
 from dataclasses import fields
@@ -8,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.params import SECTIONS, ParamsError, load_params, parse_params
+from pipeline.cli import UserError
+from pipeline.params import SECTIONS, ParamsError, load_params, model_parameters, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,17 +42,17 @@ def test_project_params_leave_every_improvement_off():
 @pytest.mark.parametrize(
     "section, key, value, message",
     [
-        ("vocab", "num_words", 3, r"vocab\.num_words = 3 is not allowed; expected an integer >= 4"),
+        ("vocab", "num_words", 3, r"vocab\.num_words = 3 is not allowed; expected an integer from 4 .* to 1,000,000"),
         ("vocab", "num_words", "10000", r"vocab\.num_words = '10000' is not allowed"),
         ("vocab", "skip_top", 9996, r"vocab\.skip_top = 9996 would leave no word"),
-        ("model", "units", True, r"model\.units = True is not allowed; expected an integer >= 1"),
+        ("model", "units", True, r"model\.units = True is not allowed; expected an integer from 1 to 65,536"),
         ("model", "activation", "relu6", r"model\.activation = 'relu6' is not allowed; expected one of relu, tanh"),
         ("model", "optimizer", "adagrad", r"model\.optimizer = 'adagrad' .*one of rmsprop, adam, sgd"),
         ("model", "loss", "hinge", r"model\.loss = 'hinge' .*one of binary_crossentropy, mse"),
         ("model", "learning_rate", 0, r"model\.learning_rate = 0 .*a number > 0"),
-        ("validate", "epochs", 0, r"validate\.epochs = 0 .*an integer >= 1"),
+        ("validate", "epochs", 0, r"validate\.epochs = 0 .*an integer from 1 to 1,000"),
         ("validate", "val_size", -5, r"validate\.val_size = -5"),
-        ("train", "epochs", "last", r"train\.epochs = 'last' .*an integer >= 1, or best"),
+        ("train", "epochs", "last", r"train\.epochs = 'last' .*an integer from 1 to 1,000, or best"),
         (
             "vocab",
             "ngram_range",
@@ -62,12 +65,61 @@ def test_project_params_leave_every_improvement_off():
         ("model", "dropout", 1, r"model\.dropout = 1 .*a number from 0 to less than 1"),
         ("model", "l2", -0.1, r"model\.l2 = -0\.1 .*a number >= 0"),
         ("model", "nb_scaling", "yes", r"model\.nb_scaling = 'yes' .*true or false"),
+        # upper bounds: values no run on a 1 GB stage survives are refused before TensorFlow loads
+        ("model", "units", 1_000_000_000, r"model\.units = 1000000000 is not allowed; expected an integer from 1 to"),
+        ("model", "units", 0, r"model\.units = 0 is not allowed"),
+        ("model", "hidden_layers", 10_000, r"model\.hidden_layers = 10000 is not allowed; .* to 64"),
+        ("model", "batch_size", 10**9, r"model\.batch_size = 1000000000 is not allowed"),
+        ("vocab", "num_words", 10**12, r"vocab\.num_words = 1000000000000 is not allowed"),
+        ("validate", "epochs", 10**9, r"validate\.epochs = 1000000000 is not allowed"),
+        ("train", "epochs", 10**9, r"train\.epochs = 1000000000 is not allowed"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(raw, section, key, value, message):
     raw[section][key] = value
     with pytest.raises(ParamsError, match=message):
         parse_params(raw)
+
+
+def test_a_model_larger_than_a_stages_memory_budget_is_refused_naming_the_keys(raw):
+    raw["vocab"]["num_words"] = 1_000_000
+    raw["model"]["units"] = 64  # each within its own bound, together 64 million weights
+    with pytest.raises(ParamsError, match=r"vocab\.num_words = 1,000,000 .* model\.units = 64 makes a model of "
+                       r"64,\d{3},\d{3} weights; at most 53,687,091 .* lower model\.units or vocab\.num_words$"):
+        parse_params(raw)
+    raw["vocab"]["num_words"] = 10000
+    raw["model"].update(units=1024, batch_size=65536)
+    with pytest.raises(ParamsError, match=r"model\.batch_size = 65,536 .* activations per batch"):
+        parse_params(raw)
+
+
+def test_the_model_size_bound_counts_the_weights_keras_builds():
+    # the chapter's model: 10000*16 + 16, 16*16 + 16, 16 + 1 (summary() of listing 3-3)
+    chapter = parse_params(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert model_parameters(10000, chapter.model) == 160_016 + 272 + 17
+    logistic = dataclasses.replace(chapter.model, hidden_layers=0)
+    assert model_parameters(10000, logistic) == 10_001
+
+
+def test_params_yaml_must_be_a_small_regular_file(tmp_path):
+    for path, message in (
+        (tmp_path, r"is a directory, not a params file"),
+        (Path("/dev/zero"), r"/dev/zero is a character device, not a params file: expected a regular file"),
+    ):
+        with pytest.raises(UserError, match=message):
+            load_params(path)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # no writer: opening it must not wait for one
+    with pytest.raises(UserError, match=r"is a FIFO"):
+        load_params(fifo)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * (2 << 20))
+    with pytest.raises(UserError, match=r"has 2,097,152 bytes; a params file may have at most 1 MB"):
+        load_params(big)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("vocab: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(ParamsError, match=r"nested too deeply"):
+        load_params(deep)
 
 
 def test_unknown_key_suggests_the_closest(raw):
