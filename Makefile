@@ -5,9 +5,11 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `dvc`: make them the project's own.
 export PATH := $(BIN):$(PATH)
-# What users pass (REVS, OUT, PUSH) reaches the commands through the environment, as
-# arguments: the shell splits it into words (with globbing off) and never runs it.
-export REVS OUT PUSH
+# What users pass (REVS, OUT, PUSH) reaches the commands as arguments, never as code:
+# the value as typed ($(value): make expands nothing in it, not even $(shell …)), in
+# single quotes for the shell, split into words with globbing off.
+unexport REVS OUT PUSH
+quoted = '$(subst ','\'',$(value $(1)))'
 
 .PHONY: setup repro test lint push experiments compare bench bench-quick clean
 
@@ -35,11 +37,11 @@ push: setup
 
 # PUSH=origin: then share them (git refs to that remote, data and run-cache to the DVC remote)
 experiments: setup
-	python -m pipeline.experiments $${PUSH:+--push "$$PUSH"}
+	push=$(call quoted,PUSH); python -m pipeline.experiments $${push:+--push "$$push"}
 
 # REVS="main my-branch exp-name": params, metrics and plots side by side in compare/ (OUT=dir elsewhere)
 compare: setup
-	set -f; python -m pipeline.compare $$REVS $${OUT:+--out "$$OUT"}
+	revs=$(call quoted,REVS); out=$(call quoted,OUT); set -f; python -m pipeline.compare $$revs $${out:+--out "$$out"}
 
 bench: setup
 	python -m bench

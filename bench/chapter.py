@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.probe import seconds_per_epoch
-from pipeline import download, files, paths, text
+from pipeline import files, paths, text
 from pipeline.cli import UserError, run
 from pipeline.history import best_epoch
 from pipeline.params import Params, load_params
+from pipeline.sources import imdb
 from pipeline.validate import split_validation
 
 # The chapter's features and model (listings 3-1 to 3-4): the comparison means nothing with others.
@@ -82,9 +83,9 @@ class Phases:
         self.report.append({"name": name, "wall_s": time.perf_counter() - start, "peak_rss_bytes": peak_kib * 1024})
 
 
-def read_split(reviews: list[download.Review], split: str) -> tuple[list[str], list[int]]:
+def read_split(reviews: list[imdb.Review], split: str) -> tuple[list[str], list[int]]:
     """Texts and labels of a split, in the pipeline's order."""
-    table = download.reviews_table(r for r in reviews if r.split == split)
+    table = imdb.reviews_table(r for r in reviews if r.split == split)
     return table.column("text").to_pylist(), table.column("label").to_pylist()
 
 
@@ -122,7 +123,7 @@ def main() -> None:
         from pipeline.training import make_deterministic
 
     with phases.phase("read reviews"):
-        reviews = download.read_archive(args.archive).reviews
+        reviews = imdb.read_archive(args.archive).reviews
         train_texts, train_labels = read_split(reviews, "train")
         test_texts, test_labels = read_split(reviews, "test")
 

@@ -26,8 +26,9 @@ import yaml
 
 from bench.probe import Measurement, seconds_per_epoch
 from bench.report import NOOP_RUNS, Benchmark, ChapterResult, PipelineResult, render
-from pipeline import download, files
+from pipeline import files
 from pipeline.cli import UserError
+from pipeline.sources import imdb
 from testbed.archives import review_members, write_archive
 from testbed.project import ROOT, Project, make_project, stages_run
 
@@ -52,10 +53,10 @@ def quick_archive(folder: Path) -> Path:
 
 
 def real_archive() -> Path:
-    local = os.environ.get(download.ARCHIVE_ENV)
-    archive = Path(local).resolve() if local else download.official_archive()
+    local = os.environ.get(imdb.ARCHIVE_ENV)
+    archive = Path(local).resolve() if local else imdb.official_archive()
     if not archive.is_file():
-        raise UserError(f"{archive}: no such file (from {download.ARCHIVE_ENV})")
+        raise UserError(f"{archive}: no such file (from {imdb.ARCHIVE_ENV})")
     return archive
 
 

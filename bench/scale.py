@@ -27,8 +27,9 @@ from pathlib import Path
 from bench.probe import Measurement
 from bench.report import MAX_STAGE_BYTES
 from bench.run import code_version, machine, measured_repro, progress, real_archive
-from pipeline import download, files, labels
+from pipeline import files, labels
 from pipeline.cli import run
+from pipeline.sources import imdb
 from testbed.project import make_project
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -52,7 +53,7 @@ class Source:
 
 def sources(archive: Path) -> dict[tuple[str, str], Source]:
     found: dict[tuple[str, str], Source] = defaultdict(lambda: Source([], []))
-    for review in download.read_archive(archive).reviews:
+    for review in imdb.read_archive(archive).reviews:
         sentences = _SENTENCE_END.split(review.text)
         source = found[review.split, review.folder]
         source.shapes.append((len(sentences), review.rating))

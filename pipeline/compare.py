@@ -379,7 +379,7 @@ def plots_diff(root: Path, revs: Sequence[str], images_dir: Path, target: str | 
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"`dvc plots diff` failed: {last.removeprefix('ERROR: ')}")
     try:
-        return limits.parse_json(result.stdout)
+        return limits.parse_json(result.stdout, non_finite=True)
     except limits.JsonError as error:
         raise UserError(f"`dvc plots diff --json` printed no JSON we read ({error})") from None
 

@@ -1,346 +1,99 @@
-"""Stage download: the Large Movie Review Dataset v1.0 → data/raw/{train,test}.parquet.
+"""Stage download: the labeled texts of the source params.yaml names → data/raw/{train,test}.parquet.
 
-The archive is read as a stream; nothing is unpacked to disk. With IMDB_ARCHIVE
-set, that local copy is used instead of downloading, and checked by its
-structure rather than its hash (repacked copies hash differently but hold the
-same reviews, so the outputs are byte-identical either way).
+The source (pipeline/sources/: imdb, the chapter's reviews, by default; a table; or
+folders per class) hands on its reviews; this stage writes them the same way for
+every source, so everything after it knows only id, label and text:
 
-Memory does not grow with the archive: each review's text goes to one temporary
-file as it arrives, and each split is written from there in order, a row group
-at a time.
+  - columns id, label, text, then any further column of a table, as it is; ids and
+    labels are integers where every one is, text otherwise;
+  - each split ordered by id, then label (a stable sort: nothing depends on the order
+    the source read them in);
+  - without a test split in the source, download.test_size of each class is held out
+    as the test split, drawn with download.seed.
+
+Memory does not grow with the dataset: each text goes to one temporary file as it
+arrives, and each split is written from there in order, a row group at a time.
 """
 from __future__ import annotations
 
-import gzip
-import os
-import re
 import sys
-import zlib
 from array import array
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from functools import partial
-from itertools import chain
-from pathlib import Path
-from typing import IO
 
 import numpy as np
 import pyarrow as pa
-from tqdm import tqdm
 
-try:
-    import libarchive
-except OSError as missing:  # libarchive-c loads the system's libarchive, which slim images leave out
-    print(
-        f"error: reading the archive needs the libarchive library ({missing}): "
-        "install it (apt install libarchive13, brew install libarchive) or set LIBARCHIVE to its path",
-        file=sys.stderr,
-    )
-    raise SystemExit(2) from None
-
-from pipeline import files, labels, limits, paths
+from pipeline import files, limits, paths, sources
 from pipeline.cli import UserError, run
-from pipeline.fetch import DownloadError, fetch
-from pipeline.params import load_params
+from pipeline.params import DownloadParams, load_params
 
-OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-OFFICIAL_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
-ARCHIVE_ENV = "IMDB_ARCHIVE"
-CACHE_ENV = "IMDB_CACHE_DIR"
-
-_LABELS = {folder: label for label, folder in enumerate(labels.FOLDERS)}
-_REVIEW = re.compile(rf"^aclImdb/(train|test)/({'|'.join(_LABELS)})/(\d+)_(\d+)\.txt$")
-_LABELED_FOLDER = re.compile(rf"^aclImdb/(train|test)/({'|'.join(_LABELS)})/")
-_MAX_REVIEW_BYTES = 1 << 20  # the longest real review is about 14 kB; never read a bomb into memory
-_READ_BYTES = 1 << 20
-_FEED_BYTES = 64 << 10  # decompressed bytes handed to libarchive at a time: whole 512-byte tar blocks
-_RATINGS = {"neg": range(1, 5), "pos": range(7, 11)}
-_MAX_ID = 2**31 - 1  # ids are stored as int32
 # Text per row group of the output. The real splits (about 33 MB each) fit in one,
-# so their files are what writing each split as one table gives; larger corpora
+# so their files are what writing each split as one table gives; larger datasets
 # are written a group at a time instead of being held whole.
 TEXT_BYTES_PER_GROUP = 64 << 20
-SCHEMA = pa.schema([("id", pa.int32()), ("rating", pa.int8()), ("label", pa.int8()), ("text", pa.string())])
-
-
-@dataclass(frozen=True)
-class Review:
-    split: str
-    folder: str  # pos or neg
-    id: int
-    rating: int
-    text: str
-
-
-def cache_dir() -> Path:
-    """Where a verified download is kept, so a rerun or a second clone does not fetch it again."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "imdb-sentiment-pipeline"
-
-
-def _offline_hint() -> str:
-    return f"to use a local copy instead, run: {ARCHIVE_ENV}=/path/to/aclImdb_v1.tar.gz dvc repro"
-
-
-def official_archive(url: str = OFFICIAL_URL, sha256: str = OFFICIAL_SHA256) -> Path:
-    """The official archive, verified, from the cache or downloaded (resuming a partial download)."""
-    try:
-        return fetch(url, cache_dir() / "aclImdb_v1.tar.gz", sha256)
-    except DownloadError as error:
-        raise DownloadError(f"{error}; {_offline_hint()}") from None
-
-
-@dataclass
-class Tally:
-    """What reading an archive found, besides the reviews themselves."""
-
-    per_folder: Counter[tuple[str, str]] = field(default_factory=Counter)  # (split, folder) → reviews
-    unexpected: list[str] = field(default_factory=list)  # names of the members ignored as unexpected
-    invalid_utf8: int = 0  # reviews decoded with U+FFFD in place of invalid bytes
-
-    def summary(self, source: Path) -> str:
-        example = f" (first: {self.unexpected[0]!r})" if self.unexpected else ""
-        return (
-            f"{source}: {self.per_folder.total()} labeled reviews; "
-            f"{len(self.unexpected)} unexpected members ignored{example}; "
-            f"{self.invalid_utf8} reviews with invalid UTF-8 decoded with replacement characters"
-        )
-
-
-@dataclass
-class ArchiveContents:
-    """Every review of an archive in memory: for small archives, the tests and the benchmark.
-    The stage itself streams them (reviews_in)."""
-
-    reviews: list[Review]
-    tally: Tally
-
-
-@dataclass(frozen=True)
-class Member:
-    """An archive member as member_kind sees it: its name as tarfile gives it (a folder's
-    without its trailing slash) and its type."""
-
-    name: str
-    is_file: bool  # a regular file; not a hard link, which libarchive may report as one
-    is_dir: bool
-    size: int
-
-    @classmethod
-    def of(cls, entry: libarchive.ArchiveEntry) -> Member:
-        name = entry.pathname
-        if isinstance(name, bytes):  # not text in the locale's encoding: decoded as tarfile does
-            name = name.decode("utf-8", "surrogateescape")
-        linked = entry.islnk  # a hard link's type is whatever its mode field says
-        is_dir = entry.isdir and not linked
-        return cls(name.rstrip("/") if is_dir else name, entry.isreg and not linked, is_dir, entry.size)
-
-
-def member_kind(member: Member) -> str:
-    """"review" (read), "other" (the dataset's other files and folders: skipped) or
-    "unexpected" (links, devices, absolute or `..` paths, anything else: ignored and counted)."""
-    name = member.name
-    parts = name.replace("\\", "/").split("/")
-    if name.startswith(("/", "\\")) or ".." in parts or not (member.is_file or member.is_dir):
-        return "unexpected"
-    if member.is_file and _REVIEW.match(name):
-        return "review" if member.size <= _MAX_REVIEW_BYTES else "unexpected"
-    if _LABELED_FOLDER.match(name) or parts[0] != "aclImdb":
-        return "unexpected"  # a labeled folder holds only <id>_<rating>.txt files
-    return "other"
-
-
-class _TarFeed:
-    """The decompressed tar stream, as libarchive reads it.
-
-    Python's gzip decompresses it because libarchive does not verify the gzip checksum
-    and length. An exception cannot pass through libarchive, so one raised here is kept
-    and libarchive told to stop; read_reviews raises it again.
-    """
-
-    def __init__(self, unzipped: gzip.GzipFile):
-        self.unzipped = unzipped
-        self.error: BaseException | None = None
-        self.fed = 0  # bytes handed to libarchive so far
-        self.last = memoryview(b"")  # the last of them, in libarchive's buffer
-
-    def seekable(self) -> bool:
-        return False  # so libarchive skips a member by reading through it
-
-    def readinto(self, buffer) -> int:
-        try:
-            count = self.unzipped.readinto(buffer)
-        except BaseException as error:  # Ctrl-C too: it is raised again once libarchive has stopped
-            self.error = error
-            return -1  # libarchive's "read error": it stops with ARCHIVE_FATAL
-        self.fed += count
-        self.last = memoryview(buffer)[:count]
-        return count
-
-    def unread(self, read: int) -> bytes:
-        """What libarchive was handed beyond the first `read` bytes: when it has read to the
-        end-of-archive marker, the data after it in the same buffer."""
-        return self.last[max(0, len(self.last) - (self.fed - read)) :].tobytes()
-
-
-def read_reviews(stream: IO[bytes], tally: Tally) -> Iterator[Review]:
-    """The labeled reviews of a gzip tar stream as they come, counted in tally; members
-    are read as streams, never extracted.
-
-    The gzip layer is read to its end so its checksum and length are verified: a
-    truncated or corrupted archive is an error, not a silently shorter dataset; after
-    the tar layer's end-of-archive marker there may be only zeros. libarchive parses
-    the tar layer: tarfile's header parsing in Python took most of the stage's time.
-    """
-    with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
-        feed = _TarFeed(unzipped)
-        try:
-            with libarchive.stream_reader(feed, "tar", "none", block_size=_FEED_BYTES) as archive:
-                yield from _archive_reviews(archive, tally)
-                after_end = feed.unread(archive.bytes_read)
-        except libarchive.ArchiveError:
-            if feed.error:
-                raise feed.error from None
-            raise
-        for chunk in chain([after_end], iter(partial(unzipped.read, _READ_BYTES), b"")):
-            if chunk.strip(b"\0"):
-                raise libarchive.ArchiveError("data after the end of the tar archive")
-
-
-def _archive_reviews(archive: libarchive.read.ArchiveRead, tally: Tally) -> Iterator[Review]:
-    for entry in archive:
-        member = Member.of(entry)
-        kind = member_kind(member)
-        if kind == "unexpected":
-            tally.unexpected.append(member.name)
-        if kind != "review":
-            continue
-        text, valid = _decoded(b"".join(entry.get_blocks()))
-        tally.invalid_utf8 += not valid
-        split, folder, review_id, rating = _REVIEW.match(member.name).groups()
-        tally.per_folder[split, folder] += 1
-        yield Review(split, folder, int(review_id), int(rating), text)
-
-
-def _decoded(data: bytes) -> tuple[str, bool]:
-    try:
-        return data.decode("utf-8"), True
-    except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace"), False
-
-
-def reviews_in(path: Path, tally: Tally) -> Iterator[Review]:
-    """The labeled reviews of the archive at path, in archive order; an unreadable archive
-    is a one-line error."""
-    if not path.exists() and not path.is_symlink():
-        raise UserError(f"{path}: no such file (from {ARCHIVE_ENV})")
-    try:
-        with limits.open_regular(path, "a gzip tar archive") as raw, tqdm.wrapattr(
-            raw, "read", total=os.fstat(raw.fileno()).st_size, desc=f"read {path.name}", mininterval=1
-        ) as stream:
-            yield from read_reviews(stream, tally)
-    except libarchive.ArchiveError as error:  # its str() adds libarchive's internals
-        raise UserError(f"{path}: not a readable gzip tar archive ({error.msg})") from None
-    except (EOFError, zlib.error, OSError) as error:
-        raise UserError(f"{path}: not a readable gzip tar archive ({error})") from None
-
-
-def read_archive(path: Path) -> ArchiveContents:
-    tally = Tally()
-    return ArchiveContents(list(reviews_in(path, tally)), tally)
-
-
-def check_review(review: Review, source: Path) -> None:
-    """A review's rating must match its folder, and its id fit the table."""
-    name = f"{review.split}/{review.folder}/{review.id}_{review.rating}.txt"
-    ratings = _RATINGS[review.folder]
-    if review.rating not in ratings:
-        raise UserError(f"{source}: {name} has a rating outside {ratings.start}-{ratings.stop - 1}")
-    if review.id > _MAX_ID:
-        raise UserError(f"{source}: {name} has an id above {_MAX_ID}")
-
-
-def check_counts(tally: Tally, per_folder: int, source: Path) -> None:
-    """The archive must hold the full labeled dataset."""
-    for split in paths.SPLITS:
-        for folder in _LABELS:
-            count = tally.per_folder[split, folder]
-            if count != per_folder:
-                raise UserError(
-                    f"{source}: aclImdb/{split}/{folder} has {count} reviews, expected {per_folder} "
-                    "(<id>_<rating>.txt files)"
-                )
-
-
-def row_order(ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """The rows of a split ordered by id, then label, so both labels interleave; a stable
-    sort, so the order never depends on anything but the reviews and their archive order."""
-    return np.lexsort((labels, ids))
-
-
-def reviews_table(reviews: Iterable[Review]) -> pa.Table:
-    """One split as a table in row order, from reviews in memory."""
-    reviews = list(reviews)
-    ids = np.array([r.id for r in reviews], np.int32)
-    labels = np.array([_LABELS[r.folder] for r in reviews], np.int8)
-    ordered = [reviews[row] for row in row_order(ids, labels)]
-    return pa.table(
-        {
-            "id": pa.array([r.id for r in ordered], pa.int32()),
-            "rating": pa.array([r.rating for r in ordered], pa.int8()),
-            "label": pa.array([_LABELS[r.folder] for r in ordered], pa.int8()),
-            "text": pa.array([r.text for r in ordered], pa.string()),
-        },
-        schema=SCHEMA,
-    )
+TRAIN, TEST, UNSPLIT = 0, 1, 2
+_INT32 = np.iinfo(np.int32)
 
 
 class Spool:
-    """Reviews parked as they arrive, so that memory holds about 20 bytes per review
-    rather than its text: the text, UTF-8, in a temporary file; id, label, rating and
-    place in that file in compact arrays, one set per split."""
+    """Reviews parked as they arrive: the texts, UTF-8, in a temporary file; split, place
+    and size in compact arrays; ids, labels and any further columns in lists."""
 
-    def __init__(self, file: IO[bytes]):
+    def __init__(self, file):
         self.file = file
         self.size = 0
-        self.columns = {split: _SpoolColumns() for split in paths.SPLITS}
+        self.splits = array("b")
+        self.starts = array("q")
+        self.sizes = array("i")  # a text is at most limits.MAX_REVIEW_BYTES
+        self.ids: list = []
+        self.labels: list = []
+        self.extras: dict[str, list] = {}
 
-    def add(self, review: Review) -> None:
-        data = review.text.encode("utf-8")
+    def add(self, review: sources.Review) -> None:
+        data = review.text.encode("utf-8", "surrogatepass")
+        if len(data) > limits.MAX_REVIEW_BYTES:
+            raise UserError(
+                f"review {review.id!r} ({review.split or 'no split'}, {review.label!r}) has {len(data):,} bytes "
+                f"of text; a review may have at most {limits.size(limits.MAX_REVIEW_BYTES)}"
+            )
         with files.spooling():
             self.file.write(data)
-        columns = self.columns[review.split]
-        columns.ids.append(review.id)
-        columns.labels.append(_LABELS[review.folder])
-        columns.ratings.append(review.rating)
-        columns.starts.append(self.size)
-        columns.sizes.append(len(data))
+        row = len(self.ids)
+        self.splits.append({"train": TRAIN, "test": TEST, None: UNSPLIT}[review.split])
+        self.starts.append(self.size)
+        self.sizes.append(len(data))
+        self.ids.append(row if review.id is None else review.id)
+        self.labels.append(review.label)
+        for name, value in review.extras.items():
+            self.extras.setdefault(name, [None] * row).append(value)
+        for values in self.extras.values():
+            if len(values) == row:
+                values.append(None)
         self.size += len(data)
 
-    def count(self, split: str) -> int:
-        return len(self.columns[split].ids)
+    def split_rows(self) -> dict[str, np.ndarray]:
+        """The rows of each split, in the order they are written: by id, then label."""
+        splits = np.frombuffer(self.splits, np.int8)
+        id_keys, label_keys = _sort_keys(self.ids), _sort_keys(self.labels)
+        order = np.lexsort((label_keys, id_keys))
+        return {name: order[splits[order] == code] for code, name in enumerate(sources.SPLITS)}
 
-    def tables(self, split: str) -> Iterator[pa.Table]:
-        """The split in row order, a row group at a time: consecutive rows holding at most
+    def tables(self, rows: np.ndarray, schema: pa.Schema) -> Iterator[pa.Table]:
+        """These rows, a row group at a time: consecutive rows holding at most
         TEXT_BYTES_PER_GROUP bytes of text (or one review, if larger)."""
-        columns = self.columns[split].numpy()
-        order = row_order(columns["ids"], columns["labels"])
+        starts, sizes = np.frombuffer(self.starts, np.int64), np.frombuffer(self.sizes, np.int32)
         with files.spooling():
             self.file.flush()
-        for group in row_groups(columns["sizes"][order], TEXT_BYTES_PER_GROUP):
-            rows = order[group]
-            yield pa.table(
-                {
-                    "id": columns["ids"][rows],
-                    "rating": columns["ratings"][rows],
-                    "label": columns["labels"][rows],
-                    "text": self._texts(columns["starts"][rows], columns["sizes"][rows]),
-                },
-                schema=SCHEMA,
-            )
+        for group in row_groups(sizes[rows], TEXT_BYTES_PER_GROUP):
+            picked = rows[group]
+            columns = {
+                "id": pa.array([self.ids[row] for row in picked], schema.field("id").type),
+                "label": pa.array([self.labels[row] for row in picked], schema.field("label").type),
+                "text": self._texts(starts[picked], sizes[picked]),
+            }
+            for name, values in self.extras.items():
+                columns[name] = pa.array([values[row] for row in picked], schema.field(name).type)
+            yield pa.table(columns, schema=schema)
 
     def _texts(self, starts: np.ndarray, sizes: np.ndarray) -> pa.StringArray:
         """The texts at those places, read straight into one Arrow buffer."""
@@ -353,17 +106,53 @@ class Spool:
             self.file.readinto(view[offset : offset + size])
         return pa.StringArray.from_buffers(len(sizes), pa.py_buffer(offsets), pa.py_buffer(data))
 
+    def schema(self) -> pa.Schema:
+        """id and label as integers where every one is one (int32 ids where they fit), text
+        otherwise; further columns as Arrow infers them."""
+        ids_are_ints = all(type(value) is int for value in self.ids)
+        fits = ids_are_ints and (not self.ids or (_INT32.min <= min(self.ids) and max(self.ids) <= _INT32.max))
+        id_type = pa.int32() if fits else pa.int64() if ids_are_ints else pa.string()
+        if not ids_are_ints:
+            self.ids = [str(value) for value in self.ids]
+        label_type = pa.int64() if all(type(value) is int for value in self.labels) else pa.string()
+        fields = [pa.field("id", id_type), pa.field("label", label_type), pa.field("text", pa.string())]
+        fields += [pa.field(name, pa.array(values).type) for name, values in self.extras.items()]
+        return pa.schema(fields)
 
-@dataclass
-class _SpoolColumns:
-    ids: array = field(default_factory=lambda: array("i"))
-    labels: array = field(default_factory=lambda: array("b"))
-    ratings: array = field(default_factory=lambda: array("b"))
-    starts: array = field(default_factory=lambda: array("q"))
-    sizes: array = field(default_factory=lambda: array("i"))  # a review is at most _MAX_REVIEW_BYTES
 
-    def numpy(self) -> dict[str, np.ndarray]:
-        return {name: np.frombuffer(values, values.typecode) for name, values in vars(self).items()}
+def _sort_keys(values: list) -> np.ndarray:
+    """Each value's rank among the distinct values: numbers by value, text by code point."""
+    distinct = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+    rank = {value: number for number, value in enumerate(distinct)}
+    return np.fromiter((rank[value] for value in values), np.int64, count=len(values))
+
+
+def check_labels(labels: list, describe: str) -> None:
+    """Every label an integer or every one a string: a class is not both 1 and "1"."""
+    kinds = {type(label) for label in labels}
+    if kinds <= {int} or kinds <= {str}:
+        return
+    strange = next((label for label in labels if type(label) not in (int, str)), None)
+    if strange is not None:
+        raise UserError(f"{describe}: a label is {strange!r}; expected text or an integer")
+    first_int = next(label for label in labels if type(label) is int)
+    first_str = next(label for label in labels if type(label) is str)
+    raise UserError(
+        f"{describe}: the labels mix integers ({first_int!r}) and text ({first_str!r}); expected one kind"
+    )
+
+
+def holdout(labels: list, unsplit: np.ndarray, test_size: float, seed: int) -> np.ndarray:
+    """The unsplit rows held out as the test split: test_size of each class (rounded, and
+    leaving each class at least one training review), drawn with numpy's generator."""
+    generator = np.random.default_rng(seed)
+    keys = _sort_keys([labels[row] for row in unsplit])
+    test = []
+    for key in range(int(keys.max()) + 1 if keys.size else 0):  # classes in their sorted order
+        rows = unsplit[keys == key]
+        count = min(int(round(test_size * rows.size)), rows.size - 1)
+        test.append(rows[generator.permutation(rows.size)[:count]])
+    return np.sort(np.concatenate(test)) if test else np.zeros(0, np.int64)
 
 
 def row_groups(sizes: np.ndarray, budget: int) -> Iterator[slice]:
@@ -378,27 +167,42 @@ def row_groups(sizes: np.ndarray, budget: int) -> Iterator[slice]:
         start = stop
 
 
-def spool_archive(archive: Path, spool: Spool) -> Tally:
-    tally = Tally()
-    for review in reviews_in(archive, tally):
-        check_review(review, archive)
+def spool_reviews(reviews: Iterable[sources.Review], spool: Spool, params: DownloadParams) -> int:
+    """Every review into the spool, the unsplit ones split by the holdout; returns how many
+    were held out."""
+    for review in reviews:
         spool.add(review)
-    return tally
+    describe = f"download.source = {params.source}"
+    if not spool.ids:
+        raise UserError(f"{describe} ({params.path}): no reviews found")
+    check_labels(spool.labels, describe)
+    splits = np.frombuffer(spool.splits, np.int8).copy()
+    unsplit = np.flatnonzero(splits == UNSPLIT)
+    held_out = holdout(spool.labels, unsplit, params.test_size, params.seed)
+    splits[unsplit] = TRAIN
+    splits[held_out] = TEST
+    spool.splits = array("b", splits.tobytes())
+    for code, split in enumerate(sources.SPLITS):
+        if not np.any(splits == code):
+            raise UserError(f"{describe} ({params.path}): the {split} split has no reviews")
+    return len(held_out)
 
 
 def main() -> None:
     params = load_params().download
-    local = os.environ.get(ARCHIVE_ENV)
-    archive = Path(local) if local else official_archive()
-    # In the temporary folder, not data/: a refused archive leaves no output folder behind.
-    with files.temporary_file(prefix="imdb-reviews-") as file:
+    source = sources.module(params.source)
+    # In the temporary folder, not data/: a refused dataset leaves no output folder behind.
+    with files.temporary_file(prefix="raw-reviews-") as file:
         spool = Spool(file)
-        tally = spool_archive(archive, spool)
-        check_counts(tally, params.reviews_per_folder, archive)
-        print(tally.summary(archive))
-        for split in paths.SPLITS:
-            files.write_parquet_groups(paths.raw(split), SCHEMA, spool.tables(split))
-            print(f"{paths.raw(split)}: {spool.count(split)} reviews")
+        held_out = spool_reviews(source.reviews(params), spool, params)
+        schema = spool.schema()
+        if held_out:
+            print(f"no test split in the source: {held_out} reviews held out for it "
+                  f"(download.test_size = {params.test_size}, seed {params.seed})")
+        for split, rows in spool.split_rows().items():
+            files.write_parquet_groups(paths.raw(split), schema, spool.tables(rows, schema))
+            print(f"{paths.raw(split)}: {len(rows)} reviews")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from pipeline import features, files, inference, paths
+from pipeline import features, files, inference, labels, paths
 from pipeline.cli import run
 from pipeline.history import DECIMALS, best_epoch, read_history
 from pipeline.labels import predicted
@@ -70,24 +70,65 @@ def validation_summary(history: dict[str, list[float]]) -> dict:
     }
 
 
+def multiclass_metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: list) -> dict:
+    """Macro-averaged F1, each class's precision, recall and F1 (scikit-learn's definitions),
+    and the confusion matrix: a row per actual class, a column per predicted one."""
+    y_true, y_pred = np.asarray(y_true).astype(int), predicted(probabilities)
+    confusion = np.zeros((len(classes), len(classes)), np.int64)
+    np.add.at(confusion, (y_true, y_pred), 1)
+    per_class = {}
+    for index, name in enumerate(classes):
+        tp = int(confusion[index, index])
+        fp, fn = int(confusion[:, index].sum()) - tp, int(confusion[index].sum()) - tp
+        per_class[str(name)] = {
+            "precision": _round(_ratio(tp, tp + fp)),
+            "recall": _round(_ratio(tp, tp + fn)),
+            "f1": _round(_ratio(2 * tp, 2 * tp + fp + fn)),
+            "support": tp + fn,
+        }
+    return {
+        "macro_f1": _round(np.mean([_ratio(2 * int(confusion[i, i]), int(confusion[i].sum() + confusion[:, i].sum()))
+                                    for i in range(len(classes))])),
+        "per_class": per_class,
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
 def roc_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[float]]:
     fpr, tpr = roc_curve(y_true, probabilities)
     grid = np.linspace(0.0, 1.0, ROC_POINTS)
     return [[_round(f), _round(t)] for f, t in zip(grid, np.interp(grid, fpr, tpr), strict=True)]
 
 
-def confusion_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[int]]:
-    # Sorted, so the file changes only by its counts from one run to the next.
+def confusion_rows(y_true: np.ndarray, probabilities: np.ndarray, classes: list) -> list[list]:
+    """(actual, predicted) per review: 0 and 1 with two classes, as the chapter's labels;
+    the classes' names with more. Sorted, so the file changes only by its counts from one
+    run to the next."""
     pairs = np.stack([y_true.astype(int), predicted(probabilities)], axis=1)
-    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].tolist()
+    rows = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))].tolist()
+    return rows if labels.is_binary(classes) else [[classes[a], classes[p]] for a, p in rows]
 
 
-def test_metrics(loss: str, y_true: np.ndarray, probabilities: np.ndarray) -> dict:
+def test_metrics(loss: str, y_true: np.ndarray, probabilities: np.ndarray, classes: list) -> dict:
+    per_class = (
+        classification_metrics(y_true, probabilities) if labels.is_binary(classes)
+        else multiclass_metrics(y_true, probabilities, classes)
+    )
     return {
         "loss": _round(inference.keras_loss(loss, y_true, probabilities)),
         "accuracy": _round(np.mean(predicted(probabilities) == y_true)),
-        **classification_metrics(y_true, probabilities),
+        **per_class,
     }
+
+
+def predictions_table(y_test: np.ndarray, probabilities: np.ndarray, classes: list) -> pa.Table:
+    """Each test review's label and probability (two classes: the second's), or its
+    probability of each class (more)."""
+    index = labels.index_type(len(classes))
+    if labels.is_binary(classes):
+        return pa.table({"label": pa.array(y_test.astype(index)), "probability": pa.array(probabilities)})
+    return pa.table({"label": pa.array(y_test.astype(index)),
+                     "probabilities": pa.FixedSizeListArray.from_arrays(probabilities.ravel(), len(classes))})
 
 
 def main() -> None:
@@ -95,14 +136,17 @@ def main() -> None:
     x_test, y_test = features.read_features("test")
     history = read_history(paths.VALIDATION_LIVE)
     probabilities = inference.forward(bundle.layers, x_test)
-    report = {"test": test_metrics(bundle.model.loss, y_test, probabilities), "validation": validation_summary(history)}
+    classes = bundle.classes
+    report = {
+        "test": test_metrics(bundle.model.loss, y_test, probabilities, classes),
+        "validation": validation_summary(history),
+    }
     files.write_json(paths.RUN_METRICS, report)
-    files.write_csv(paths.RUN_ROC, ("fpr", "tpr"), roc_rows(y_test, probabilities))
-    files.write_csv(paths.RUN_CONFUSION, ("actual", "predicted"), confusion_rows(y_test, probabilities))
-    files.write_parquet(
-        paths.TEST_PREDICTIONS,
-        pa.table({"label": pa.array(y_test.astype(np.int8)), "probability": pa.array(probabilities)}),
-    )
+    # a ROC curve exists for two classes only; with more the file (a DVC output) has its header alone
+    roc = roc_rows(y_test, probabilities) if labels.is_binary(classes) else []
+    files.write_csv(paths.RUN_ROC, ("fpr", "tpr"), roc)
+    files.write_csv(paths.RUN_CONFUSION, ("actual", "predicted"), confusion_rows(y_test, probabilities, classes))
+    files.write_parquet(paths.TEST_PREDICTIONS, predictions_table(y_test, probabilities, classes))
     with files.atomic_open(paths.BUNDLE) as stream:
         inference.write_bundle(stream, bundle.with_metrics(report["test"]))
     print(f"test loss {report['test']['loss']}, test accuracy {report['test']['accuracy']}")

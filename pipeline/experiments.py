@@ -112,7 +112,7 @@ def experiment_states(names: list[str]) -> dict[str, str | None]:
     if result.returncode != 0:
         raise UnreadableStates((result.stderr.strip().splitlines() or ["`dvc.api.exp_show` failed"])[-1])
     try:
-        rows = limits.parse_json(result.stdout)
+        rows = limits.parse_json(result.stdout, non_finite=True)
     except limits.JsonError as error:
         raise UnreadableStates(f"`dvc.api.exp_show` printed no JSON we read ({error})") from None
     return {row["Experiment"]: row.get("State") for row in rows if row.get("Experiment") in names}

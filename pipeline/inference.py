@@ -48,7 +48,7 @@ from pipeline.params import (
 from pipeline.ragged import row_offsets
 
 FORMAT = "imdb-sentiment-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the classes are named in the metadata, and may be more than two
 METADATA = "metadata.json"
 VOCABULARY = "vocabulary.txt"  # the terms by rank, one per line: rank 1 first
 IDF = "idf.npy"
@@ -63,6 +63,12 @@ _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):  # exp(-x) = inf for very negative x: the sigmoid is 0, as it should be
         return 1 / (1 + np.exp(-x))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    """Keras's softmax: each row's exponentials, shifted by its largest, over their sum."""
+    exponentials = np.exp(x - np.max(x, axis=1, keepdims=True))
+    return exponentials / np.sum(exponentials, axis=1, keepdims=True)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -80,8 +86,9 @@ _ACTIVATION_FUNCTIONS = {
     "gelu": _gelu,
     "swish": lambda x: x * _sigmoid(x),
     "linear": lambda x: x,
+    "softmax": _softmax,  # the output of a model of more than two classes
 }
-assert set(_ACTIVATION_FUNCTIONS) == set(ACTIVATIONS)
+assert set(_ACTIVATION_FUNCTIONS) == {*ACTIVATIONS, "softmax"}
 
 
 @dataclass(frozen=True)
@@ -92,13 +99,22 @@ class Layer:
 
 
 def forward(layers: Sequence[Layer], x: scipy.sparse.csr_matrix) -> np.ndarray:
-    """The model's output for each row of x: P(positive) as float32.
+    """The model's output for each row of x, float32: with two classes the probability of
+    the second (a 1-D array), with more a row of probabilities, one per class.
 
     A row's result does not depend on the other rows, to the last bit, so a review
     scores the same alone, in a chunk of imdb-predict or among the 25,000 of the
     evaluate stage: scipy's sparse product sums each row in index order, and the
     dense layers add one input at a time (BLAS would pick its summation order by
     the matrix's size)."""
+    widest = max(layer.kernel.shape[1] for layer in layers)
+    rows = max(1, limits.FORWARD_ACTIVATIONS // widest)  # so a wide model's temporaries stay bounded
+    if x.shape[0] <= rows:
+        return _forward(layers, x)
+    return np.concatenate([_forward(layers, x[start : start + rows]) for start in range(0, x.shape[0], rows)])
+
+
+def _forward(layers: Sequence[Layer], x: scipy.sparse.csr_matrix) -> np.ndarray:
     first, *rest = layers
     h = _activate(first, np.asarray(x.astype(DTYPE, copy=False) @ first.kernel, dtype=DTYPE))
     for layer in rest:
@@ -106,7 +122,7 @@ def forward(layers: Sequence[Layer], x: scipy.sparse.csr_matrix) -> np.ndarray:
         for row, weights in enumerate(layer.kernel):
             product += h[:, row, np.newaxis] * weights
         h = _activate(layer, product)
-    return h[:, 0]
+    return h[:, 0] if h.shape[1] == 1 else h
 
 
 def _activate(layer: Layer, product: np.ndarray) -> np.ndarray:
@@ -115,9 +131,14 @@ def _activate(layer: Layer, product: np.ndarray) -> np.ndarray:
 
 def keras_loss(loss: str, y: np.ndarray, probabilities: np.ndarray) -> float:
     """The mean loss as Keras computes it: binary cross-entropy on probabilities clipped
-    to [1e-7, 1 - 1e-7] (Keras's epsilon), or the mean squared error."""
-    y = np.asarray(y, dtype=DTYPE)
+    to [1e-7, 1 - 1e-7] (Keras's epsilon), or the mean squared error; with a probability
+    per class, sparse categorical cross-entropy on the same clipped probabilities."""
     p = np.asarray(probabilities, dtype=DTYPE)
+    if p.ndim == 2:
+        rows = np.arange(p.shape[0])
+        chosen = np.clip(p[rows, np.asarray(y).astype(np.int64)], np.float32(1e-7), np.float32(1 - 1e-7))
+        return float(np.mean(-np.log(chosen), dtype=np.float64))
+    y = np.asarray(y, dtype=DTYPE)
     if loss == "mse":
         per_review = np.square(y - p)
     else:
@@ -139,6 +160,9 @@ class Bundle:
     layers: list[Layer]
     idf: np.ndarray | None = None  # only for tfidf weighting
     metrics: dict | None = None  # the evaluate stage's test metrics
+    # the classes, as the training split names them; the last layer has a unit per class,
+    # or one (the probability of the second) for two
+    classes: list = field(default_factory=lambda: ["negative", "positive"])  # the chapter's
 
     @property
     def num_words(self) -> int:
@@ -154,6 +178,7 @@ class Bundle:
             "format_version": FORMAT_VERSION,
             "params": sections,
             "activations": [layer.activation for layer in self.layers],
+            "classes": list(self.classes),
             "metrics": self.metrics,
         }
 
@@ -213,12 +238,15 @@ def read_bundle(path: Path) -> Bundle:
         raise BundleError(str(error)) from None
     except OSError as error:
         raise BundleError(f"cannot read {path}: {error.strerror or error}") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as error:
+    except (
+        zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError, NotImplementedError, RuntimeError,
+    ) as error:
         # a truncated or corrupted zip (a bad CRC, a cut member) or a file that is none
         raise BundleError(f"{path} is not a valid model bundle ({_one_line(error)})") from None
 
 
 _END_OF_DIRECTORY = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"  # 20 bytes before the end record, in a zip64 file
 
 
 def _check_directory(path: Path, stream: IO[bytes]) -> None:
@@ -231,6 +259,9 @@ def _check_directory(path: Path, stream: IO[bytes]) -> None:
     at = tail.rfind(_END_OF_DIRECTORY)
     if at < 0 or len(tail) - at < 22:
         return  # not a zip: zipfile says so
+    if at >= 20 and tail[at - 20 : at - 16] == _ZIP64_LOCATOR:
+        # zipfile would take the list's size from the zip64 record: a bundle, far below 4 GB, has none
+        raise BundleError(f"{path} is not a valid model bundle: it has zip64 records, which no bundle needs")
     directory_bytes = int.from_bytes(tail[at + 12 : at + 16], "little")
     if directory_bytes > limits.MAX_BUNDLE_DIRECTORY_BYTES:
         raise BundleError(
@@ -254,9 +285,13 @@ class _Reader:
         infos = self.archive.infolist()
         self.members = {info.filename: info for info in infos}
         if len(self.members) != len(infos):
-            names = [info.filename for info in infos]
-            repeated = next(name for name in names if names.count(name) > 1)
+            seen: set[str] = set()
+            repeated = next(info.filename for info in infos if info.filename in seen or seen.add(info.filename))
             raise self.fail(f"the member {repeated} appears more than once")
+        for info in infos:
+            # deflate is inflated a bounded piece at a time; zipfile's bzip2 and lzma are not
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
+                raise self.fail(f"{info.filename} is compressed or encrypted in a way a bundle never is")
         claimed = sum(info.file_size for info in infos)
         if claimed > limits.MAX_BUNDLE_BYTES:
             raise self.fail(
@@ -274,15 +309,8 @@ class _Reader:
         vectorize = self.section(params, "vectorize", VectorizeParams)
         model = self.section(params, "model", ModelParams)
         train = self.section(params, "train", TrainParams)
-        activations = metadata.get("activations")
-        if not (
-            isinstance(activations, list)
-            and 0 < len(activations) <= limits.MAX_HIDDEN_LAYERS + 1
-            and all(isinstance(a, str) and a in ACTIVATIONS for a in activations)
-        ):
-            raise self.fail(
-                f"activations must be a list of 1 to {limits.MAX_HIDDEN_LAYERS + 1} of {', '.join(ACTIVATIONS)}"
-            )
+        classes = self.classes(metadata.get("classes"))
+        activations = self.activations(metadata.get("activations"), classes)
         expected = {METADATA, VOCABULARY} | {
             f"{kind}_{n}.npy" for n in range(len(activations)) for kind in ("kernel", "bias")
         }
@@ -291,7 +319,7 @@ class _Reader:
         if set(self.members) != expected:
             missing, extra = sorted(expected - set(self.members)), sorted(set(self.members) - expected)
             raise self.fail(f"missing {', '.join(missing)}" if missing else f"unexpected member {extra[0]}")
-        self.check_weights(activations)
+        self.check_weights(activations, labels.outputs(classes))
         layers = self.layers(activations, vocab.num_words)
         return Bundle(
             vocab, vectorize, model, train,
@@ -299,7 +327,37 @@ class _Reader:
             layers=layers,
             idf=self.array(IDF, (vocab.num_words,)) if IDF in expected else None,
             metrics=metadata.get("metrics"),
+            classes=classes,
         )
+
+    def classes(self, classes) -> list:
+        if not (
+            isinstance(classes, list)
+            and 2 <= len(classes) <= limits.MAX_CLASSES
+            and all(type(c) is int or (type(c) is str and 0 < len(c) <= limits.MAX_CLASS_NAME) for c in classes)
+            and len(set(map(repr, classes))) == len(classes)
+        ):
+            raise self.fail(
+                f"classes must be a list of 2 to {limits.MAX_CLASSES:,} distinct names (text of 1 to "
+                f"{limits.MAX_CLASS_NAME:,} characters, or integers)"
+            )
+        return classes
+
+    def activations(self, activations, classes: list) -> list[str]:
+        """Each layer's activation: the hidden ones of params, the last a sigmoid's kind for
+        two classes, softmax for more."""
+        last = ACTIVATIONS if labels.is_binary(classes) else ("softmax",)
+        if not (
+            isinstance(activations, list)
+            and 0 < len(activations) <= limits.MAX_HIDDEN_LAYERS + 1
+            and all(isinstance(a, str) and a in ACTIVATIONS for a in activations[:-1])
+            and activations[-1] in last
+        ):
+            raise self.fail(
+                f"activations must be a list of 1 to {limits.MAX_HIDDEN_LAYERS + 1} of {', '.join(ACTIVATIONS)}, "
+                f"the last {' or '.join(last) if len(last) == 1 else 'one of those'} for {len(classes)} classes"
+            )
+        return activations
 
     def read(self, name: str, limit: int) -> bytes:
         info = self.members.get(name)
@@ -310,7 +368,8 @@ class _Reader:
                 f"{name} claims {info.file_size:,} bytes unpacked, more than the {limits.size(limit)} "
                 "it may have (pipeline/limits.py)"
             )
-        return self.archive.read(info)
+        with self.archive.open(info) as stream:  # at most what it claims: zipfile stops there, checking the CRC
+            return stream.read(info.file_size)
 
     def metadata(self) -> dict:
         try:
@@ -350,16 +409,20 @@ class _Reader:
             raise self.fail(f"{VOCABULARY} has an empty or repeated term")
         return terms
 
-    def check_weights(self, activations: list[str]) -> None:
-        """The weights' shapes, from the arrays' headers alone, make a classifier no larger
-        than the largest model params allow."""
+    def check_weights(self, activations: list[str], outputs: int) -> None:
+        """The weights' shapes, from the arrays' headers alone, make a classifier of its
+        classes no larger than the largest model params allow."""
         weights = 0
         for number in range(len(activations)):
-            rows, units = self.header(f"kernel_{number}.npy")[0]
+            shape = self.header(f"kernel_{number}.npy")[0]
+            if len(shape) != 2:
+                raise self.fail(f"kernel_{number}.npy has shape {shape}, expected 2 dimensions")
+            rows, units = shape
             last = number == len(activations) - 1
-            if units < 1 or (last and units != 1):
+            if units < 1 or (last and units != outputs):
                 raise self.fail(f"kernel_{number}.npy has {units} units; " + (
-                    "a classifier's last layer has 1" if last else "a layer needs at least 1"
+                    f"the last layer of a classifier of these classes has {outputs}" if last
+                    else "a layer needs at least 1"
                 ))
             weights += rows * units + units
         if weights > limits.MAX_MODEL_PARAMETERS:
@@ -475,25 +538,32 @@ class Scorer:
         self, sequences: Sequence[np.ndarray], probabilities: np.ndarray
     ) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """For each review, its word indices and, for each, the review's probability minus the
-        probability without that word: what the word adds to the score (> 0: towards positive).
+        probability without that word: what the word adds to the score (> 0: towards the
+        second class, with two; towards the predicted class, with more).
 
         A review without a word is its row of term counts without that column: the rows
         the vectorize stage would build for the review with every occurrence of the word
         taken out. They are scored EXPLAIN_NONZEROS entries at a time, so memory stays
         bounded however long a review is. A review whose copies would take more than
-        limits.MAX_EXPLAIN_ENTRIES entries in all gets None: its time would not be bounded."""
+        limits.MAX_EXPLAIN_OPERATIONS multiplications in all gets None: its time would not
+        be bounded."""
         counts = features.term_counts(
             row_offsets([len(s) for s in sequences]),
             np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int32),
             self.bundle.num_words,
         )
         words_of = [self._words(counts, review) for review in range(len(sequences))]
-        explained = [
-            len(words) * int(counts.indptr[review + 1] - counts.indptr[review]) <= limits.MAX_EXPLAIN_ENTRIES
+        first, *rest = self.bundle.layers
+        later_weights = sum(layer.kernel.size for layer in rest)
+        terms = np.diff(counts.indptr)
+        explained = [  # the multiplications of a copy of the review, once per word
+            len(words) * (int(terms[review]) * first.kernel.shape[1] + later_weights) <= limits.MAX_EXPLAIN_OPERATIONS
             for review, words in enumerate(words_of)
         ]
         words_of = [words if ok else words[:0] for words, ok in zip(words_of, explained, strict=True)]
         without = [np.empty(len(words), dtype=DTYPE) for words in words_of]
+        # with a probability per class, the predicted class's is the score explained
+        target = labels.predicted(probabilities) if np.ndim(probabilities) == 2 else None
         batch: list[tuple[int, slice]] = []  # (review, which of its words)
         entries = 0
         for review, words in enumerate(words_of):
@@ -504,11 +574,12 @@ class Scorer:
                 batch.append((review, part))
                 entries += (part.stop - part.start) * row_entries
                 if entries >= EXPLAIN_NONZEROS:
-                    self._score_occluded(counts, words_of, batch, without)
+                    self._score_occluded(counts, words_of, batch, without, target)
                     batch, entries = [], 0
-        self._score_occluded(counts, words_of, batch, without)
+        self._score_occluded(counts, words_of, batch, without, target)
+        scores = probabilities if target is None else probabilities[np.arange(len(target)), target]
         return [
-            (words, probabilities[review] - without[review]) if ok else None
+            (words, scores[review] - without[review]) if ok else None
             for review, (words, ok) in enumerate(zip(words_of, explained, strict=True))
         ]
 
@@ -517,7 +588,7 @@ class Scorer:
         columns = counts.indices[counts.indptr[review] : counts.indptr[review + 1]]
         return columns[columns >= text.INDEX_FROM]  # not the start marker, not out-of-vocabulary
 
-    def _score_occluded(self, counts, words_of, batch, without) -> None:
+    def _score_occluded(self, counts, words_of, batch, without, target) -> None:
         if not batch:
             return
         rows = [self._occluded(counts, review, words_of[review][part]) for review, part in batch]
@@ -525,7 +596,8 @@ class Scorer:
                                                           self.bundle.vectorize.weighting, self.bundle.idf))
         start = 0
         for (review, part), occluded in zip(batch, rows, strict=True):
-            without[review][part] = probabilities[start : start + occluded.shape[0]]
+            scored = probabilities[start : start + occluded.shape[0]]
+            without[review][part] = scored if target is None else scored[:, target[review]]
             start += occluded.shape[0]
 
     def _occluded(self, counts: scipy.sparse.csr_matrix, review: int, words: np.ndarray) -> scipy.sparse.csr_matrix:
@@ -541,31 +613,42 @@ class Scorer:
 
     def explain(self, review: str, top: int = 5) -> dict[str, list[tuple[str, float]]]:
         """The `top` words pushing the review's score most towards each label; a LimitError
-        for a review too large to explain (limits.MAX_EXPLAIN_ENTRIES)."""
+        for a review too large to explain (limits.MAX_EXPLAIN_OPERATIONS)."""
         sequence = self.encode(review)
         probability = self.probabilities(self.features([sequence]))
         effects = self.occlusion([sequence], probability)[0]
         if effects is None:
             raise limits.LimitError(
-                f"the review has too many distinct words to explain (limits.MAX_EXPLAIN_ENTRIES = "
-                f"{limits.MAX_EXPLAIN_ENTRIES:,})"
+                f"the review has too many distinct words to explain with this model "
+                f"(limits.MAX_EXPLAIN_OPERATIONS = {limits.MAX_EXPLAIN_OPERATIONS:,})"
             )
-        return strongest(*effects, self.word_of, top)
+        return strongest(*effects, self.word_of, top, self.directions(probability[0]))
+
+    def labels(self, probabilities: np.ndarray) -> list:
+        """The predicted class of each review, by its name."""
+        return [self.bundle.classes[index] for index in labels.predicted(probabilities)]
+
+    def directions(self, probability: np.ndarray) -> tuple[str, str]:
+        """What a positive and a negative effect push a review towards: with two classes,
+        the second and the first; with more, the predicted class and the others."""
+        classes = self.bundle.classes
+        if np.ndim(probability) == 0:
+            return str(classes[1]), str(classes[0])
+        name = classes[int(np.argmax(probability))]
+        return str(name), f"other than {name}"
 
 
 def strongest(
-    words: np.ndarray, effects: np.ndarray, word_of: dict[int, str], top: int
+    words: np.ndarray, effects: np.ndarray, word_of: dict[int, str], top: int,
+    directions: tuple[str, str] = ("positive", "negative"),
 ) -> dict[str, list[tuple[str, float]]]:
-    """The `top` words pushing most towards each label, strongest first (ties: alphabetical)."""
+    """The `top` words pushing most each way, strongest first (ties: alphabetical): under
+    directions[0] those that raise the score, under directions[1] those that lower it."""
     ranked = sorted(
         ((word_of[int(i)], float(e)) for i, e in zip(words, effects, strict=True)),
         key=lambda item: (-abs(item[1]), item[0]),
     )
     return {
-        "positive": [(w, e) for w, e in ranked if e > 0][:top],
-        "negative": [(w, e) for w, e in ranked if e < 0][:top],
+        directions[0]: [(w, e) for w, e in ranked if e > 0][:top],
+        directions[1]: [(w, e) for w, e in ranked if e < 0][:top],
     }
-
-
-def label(probability: float) -> str:
-    return labels.NAMES[int(labels.predicted(probability))]

@@ -11,6 +11,7 @@ Standard library only, so every stage and imdb-predict can import it for nothing
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from collections.abc import Iterator
@@ -41,6 +42,10 @@ MAX_UNITS = 65_536
 MAX_BATCH_SIZE = 1 << 20
 MAX_EPOCHS = 1_000  # validate.epochs, train.epochs: the fit draws every epoch's order up front
 
+# The classes a dataset may have, and the length of a class's name
+MAX_CLASSES = 10_000
+MAX_CLASS_NAME = 1_000
+
 # A bundle (pipeline/inference.py)
 # The file, and all its members unpacked together: the largest model's weights
 # (MAX_MODEL_PARAMETERS float32, 215 MB), its vocabulary, idf and metadata.
@@ -54,11 +59,16 @@ MAX_JSON_DEPTH = 32
 
 # imdb-predict's input
 MAX_REVIEW_BYTES = 1 * MB  # one review (an argument, a line, a JSON Lines record); --max-review-bytes
+MAX_REVIEW_BYTES_FLAG = 16 * MB  # the most --max-review-bytes may ask: one review is tokenized whole
 REVIEW_BYTES_FLAG = "--max-review-bytes"
-# --explain scores a review once without each of its words: the words times the
-# review's distinct terms. Past this, a review is scored but not explained (a real
-# review of 2,500 distinct terms takes 6 million).
-MAX_EXPLAIN_ENTRIES = 1 << 25
+# --explain scores a review once without each of its words: its words times the
+# multiplications of one copy (its distinct terms times the first layer's units, and
+# every later weight). Past this, a review is scored but not explained (a long real
+# review with the chapter's model takes 34 million).
+MAX_EXPLAIN_OPERATIONS = 1 << 31
+# Scoring holds a few float32 arrays of rows × the widest layer's units: rows are
+# scored this many activations at a time (the chapter's model: 262,144 rows).
+FORWARD_ACTIVATIONS = 1 << 22
 
 
 class LimitError(UserError):
@@ -153,11 +163,14 @@ class JsonError(ValueError):
     """Not JSON, or JSON nested or sized beyond what a reader should take."""
 
 
-def parse_json(data: str | bytes, max_depth: int = MAX_JSON_DEPTH):
+def parse_json(data: str | bytes, max_depth: int = MAX_JSON_DEPTH, non_finite: bool = False):
     """json.loads, refusing arrays and objects nested deeper than max_depth with a
-    JsonError instead of a RecursionError, and numbers Python will not convert."""
+    JsonError instead of a RecursionError, numbers Python will not convert, and (unless
+    non_finite: DVC's own output may hold a diverged run's NaN) NaN, Infinity and
+    numbers beyond float's range, which JSON does not have."""
+    hooks = {} if non_finite else {"parse_constant": _no_constant, "parse_float": _finite_float}
     try:
-        value = json.loads(data)
+        value = json.loads(data, **hooks)
     except RecursionError:
         raise JsonError(f"nested deeper than {max_depth} levels") from None
     except UnicodeDecodeError as error:
@@ -165,10 +178,23 @@ def parse_json(data: str | bytes, max_depth: int = MAX_JSON_DEPTH):
     except json.JSONDecodeError as error:
         where = f"column {error.colno}" if error.lineno == 1 else f"line {error.lineno}, column {error.colno}"
         raise JsonError(f"{error.msg} ({where})") from None
+    except JsonError:
+        raise
     except ValueError as error:  # an integer of more digits than Python converts
         raise JsonError(str(error).split(";")[0]) from None
     if _depth_exceeds(value, max_depth):
         raise JsonError(f"nested deeper than {max_depth} levels")
+    return value
+
+
+def _no_constant(name: str):
+    raise JsonError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonError(f"the number {text[:40]} is out of range")
     return value
 
 

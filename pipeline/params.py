@@ -6,6 +6,8 @@ line naming the dotted key and what is allowed.
 from __future__ import annotations
 
 import difflib
+import math
+import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -33,7 +35,13 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """An int or float that converts to a finite float: not inf, nan, or an integer of 400 digits."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _spec(allowed: str, check: Callable[[Any], bool], convert: Callable[[Any], Any] = lambda v: v):
@@ -52,10 +60,38 @@ def _one_of(choices: tuple[str, ...]):
     return _spec("one of " + ", ".join(choices), lambda v: v in choices)
 
 
+SOURCES = ("imdb", "table", "folders")  # one module each in pipeline/sources/
+TABLE_FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet")
+IMDB_TARGETS = ("sentiment", "rating")
+def _column():
+    return _spec('a column name, or "" for none', lambda v: isinstance(v, str) and len(v) <= 1000)
+
+
 @dataclass(frozen=True)
 class DownloadParams:
-    # The official archive has 12,500 per folder; only a test archive changes this.
-    reviews_per_folder: int = _int_at_least(1)
+    """Where the labeled texts come from (the first stage; pipeline/sources/)."""
+
+    source: str = _one_of(SOURCES)
+    # table: the file; folders: the folder holding <split>/<class>/*.txt; imdb: unused
+    # (IMDB_ARCHIVE, or the download). A DVC dependency of the stage.
+    path: str = _spec("a path inside the project", lambda v: isinstance(v, str) and 0 < len(v) <= 4096)
+    format: str = _one_of(TABLE_FORMATS)  # table: auto = by the file's extension
+    text_column: str = _column()
+    label_column: str = _column()
+    id_column: str = _column()  # "": the row's number in the file
+    split_column: str = _column()  # "": a holdout of test_size is the test split
+    # without a test split in the source, the stratified share held out as one
+    test_size: float = _spec("a number between 0 and 1", lambda v: _is_number(v) and 0 < v < 1, float)
+    seed: int = _spec("an integer from 0 to 2**32 - 1", lambda v: _is_int(v) and 0 <= v < 2**32)
+    target: str = _one_of(IMDB_TARGETS)  # imdb: sentiment (2 classes) or the star rating (8)
+    # imdb: the official archive has 12,500 per folder; only a test archive changes this
+    reviews_per_folder: int = _int_between(1, 2**31 - 1)
+
+    def check(self) -> None:
+        if self.source == "table" and not (self.text_column and self.label_column):
+            raise ParamsError(
+                "params.yaml: download.source = table needs download.text_column and download.label_column"
+            )
 
 
 @dataclass(frozen=True)
@@ -64,7 +100,7 @@ class VocabParams:
         f"an integer from {INDEX_FROM + 1} (indices 0-{INDEX_FROM - 1} are reserved) to {limits.MAX_NUM_WORDS:,}",
         lambda v: _is_int(v) and INDEX_FROM < v <= limits.MAX_NUM_WORDS,
     )
-    skip_top: int = _int_at_least(0)
+    skip_top: int = _int_between(0, limits.MAX_NUM_WORDS)
     ngram_range: tuple[int, int] = _spec(
         f"[min_n, max_n] with 1 <= min_n <= max_n <= {MAX_NGRAM}, e.g. [1, 2] for words and word pairs",
         lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(n) for n in v) and 1 <= v[0] <= v[1] <= MAX_NGRAM,
@@ -92,18 +128,18 @@ class ModelParams:
     units: int = _int_between(1, limits.MAX_UNITS)
     activation: str = _one_of(ACTIVATIONS)
     optimizer: str = _one_of(OPTIMIZERS)
-    learning_rate: float = _spec("a number > 0", lambda v: _is_number(v) and v > 0, float)
+    learning_rate: float = _spec("a finite number > 0", lambda v: _is_number(v) and v > 0, float)
     loss: str = _one_of(LOSSES)
     batch_size: int = _int_between(1, limits.MAX_BATCH_SIZE)
     seed: int = _spec("an integer from 0 to 2**32 - 1", lambda v: _is_int(v) and 0 <= v < 2**32)
     dropout: float = _spec("a number from 0 to less than 1", lambda v: _is_number(v) and 0 <= v < 1, float)
-    l2: float = _spec("a number >= 0", lambda v: _is_number(v) and v >= 0, float)
+    l2: float = _spec("a finite number >= 0", lambda v: _is_number(v) and v >= 0, float)
     nb_scaling: bool = _spec("true or false", lambda v: isinstance(v, bool))
 
 
 @dataclass(frozen=True)
 class ValidateParams:
-    val_size: int = _int_at_least(1)
+    val_size: int = _int_between(1, 2**31 - 1)
     epochs: int = _int_between(1, limits.MAX_EPOCHS)
 
 
@@ -125,6 +161,18 @@ class Params:
     train: TrainParams
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxtuple, _SHOWN.maxset = 3, 4, 4, 4, 4
+_SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 60, 60, 40
+
+
+def shown(value: Any, limit: int = 100) -> str:
+    """A user's value for a message: its repr, cut short at every level, so a value of
+    gigabytes (a YAML alias bomb) costs nothing to show, and at `limit` characters."""
+    text = _SHOWN.repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _suggestion(key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
@@ -133,8 +181,9 @@ def _suggestion(key: str, valid: list[str]) -> str:
 def _check_keys(where: str, raw: dict, valid: list[str]) -> None:
     for key in raw:
         if key not in valid:
+            name = key if isinstance(key, str) and len(key) <= 60 else shown(key)
             raise ParamsError(
-                f"params.yaml: unknown key {where}{key}{_suggestion(str(key), valid)}; "
+                f"params.yaml: unknown key {where}{name}{_suggestion(str(name), valid)}; "
                 f"allowed: {', '.join(valid)}"
             )
     for key in valid:
@@ -144,7 +193,7 @@ def _check_keys(where: str, raw: dict, valid: list[str]) -> None:
 
 def parse_section(name: str, cls: type, raw: Any):
     if not isinstance(raw, dict):
-        raise ParamsError(f"params.yaml: {name} must be a mapping of keys to values, got {raw!r}")
+        raise ParamsError(f"params.yaml: {name} must be a mapping of keys to values, got {shown(raw)}")
     specs = fields(cls)
     _check_keys(f"{name}.", raw, [spec.name for spec in specs])
     values = {}
@@ -152,7 +201,7 @@ def parse_section(name: str, cls: type, raw: Any):
         value = raw[spec.name]
         if not spec.metadata["check"](value):
             raise ParamsError(
-                f"params.yaml: {name}.{spec.name} = {value!r} is not allowed; "
+                f"params.yaml: {name}.{spec.name} = {shown(value)} is not allowed; "
                 f"expected {spec.metadata['allowed']}"
             )
         values[spec.name] = spec.metadata["convert"](value)
@@ -224,6 +273,8 @@ def read_raw(path: Path = paths.PARAMS) -> Any:
         return yaml.safe_load(text)
     except RecursionError:
         raise ParamsError(f"{path} is nested too deeply to be params") from None
+    except (ValueError, OverflowError, TypeError) as error:  # a scalar YAML cannot build: 2001-13-45, !!int 'x'
+        raise ParamsError(f"{path} has a value that cannot be read ({shown(str(error))})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

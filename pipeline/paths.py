@@ -21,6 +21,7 @@ METRICS_DIR = Path("metrics")
 SPLITS = ("train", "test")
 
 WORD_INDEX = VOCAB_DIR / "word_index.json"
+CLASSES = VOCAB_DIR / "classes.json"  # the training split's labels, sorted: a label is an index in it
 DECODED_SAMPLES = VOCAB_DIR / "decoded_samples.txt"
 IDF = FEATURES_DIR / "idf.npy"
 MODEL = MODEL_DIR / "model.keras"

@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,9 @@ from typing import IO
 import numpy as np
 
 from pipeline import limits, paths, text
-from pipeline.cli import UserError, run
-from pipeline.inference import Bundle, Scorer, label, strongest
-from pipeline.params import read_raw
+from pipeline.cli import UserError, for_terminal, run, say
+from pipeline.inference import Bundle, Scorer, strongest
+from pipeline.params import read_raw, shown
 
 PROG = "imdb-predict"
 # Big inputs are scored a chunk at a time, so memory stays flat however long the file is.
@@ -49,8 +50,8 @@ PREVIEW = 60  # characters of the review shown in the readable output
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PROJECT_MARKER = "dvc.yaml"
 TOO_LARGE_TO_EXPLAIN = (
-    f"not explained: its distinct words times its distinct terms exceed the {limits.MAX_EXPLAIN_ENTRIES:,} "
-    "entries --explain scores for one review (pipeline/limits.py)"
+    f"not explained: scoring it once without each of its words would take more than "
+    f"{limits.MAX_EXPLAIN_OPERATIONS:,} multiplications with this model (pipeline/limits.py)"
 )
 NO_KNOWN_WORD = "none of its words is in the vocabulary, so the score says nothing about this review"
 
@@ -71,10 +72,12 @@ class Skipped:
 @dataclass
 class Scored:
     review: InputReview
-    probability: np.float32
+    label: object  # the predicted class's name
+    probability: np.float32  # two classes: the second's probability (the chapter's); more: the predicted one's
     words: int  # tokens in the review
     known_words: int  # tokens in the vocabulary
     explanation: dict[str, list[tuple[str, float]]] | None = None
+    top: list[tuple[object, np.float32]] | None = None  # more than two classes: the most probable, in order
     not_explained: str | None = None  # why --explain gave no explanation
 
 
@@ -102,7 +105,7 @@ def load_scorer(model: str | None) -> Scorer:
     scorer = Scorer.load(os.path.relpath(root / paths.BUNDLE))  # named in messages as the user would type it
     warning = params_warning(scorer.bundle, root / paths.PARAMS)
     if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+        say(f"warning: {warning}")
     return scorer
 
 
@@ -119,9 +122,10 @@ def params_warning(bundle: Bundle, params_path: Path) -> str | None:
     differences = built_with_differences(bundle, raw)
     if not differences:
         return None
-    shown = "; ".join(differences[:MAX_SHOWN_DIFFERENCES]) + ("; …" if len(differences) > MAX_SHOWN_DIFFERENCES else "")
+    listed = "; ".join(differences[:MAX_SHOWN_DIFFERENCES])
+    listed += "; …" if len(differences) > MAX_SHOWN_DIFFERENCES else ""
     return (
-        f"{where} is not what {paths.BUNDLE} was built with: {shown}; it scores as built "
+        f"{where} is not what {paths.BUNDLE} was built with: {listed}; it scores as built "
         "(`dvc repro` rebuilds it from params.yaml)"
     )
 
@@ -140,8 +144,8 @@ def built_with_differences(bundle: Bundle, raw: object) -> list[str]:
             if (section, key) == ("train", "epochs") and now == "best":
                 continue  # best is an epoch number once trained
             if now != built:
-                shown = "absent" if now is _ABSENT else _short(now)
-                differences.append(f"{section}.{key} = {shown} (built with {_short(built)})")
+                here_text = "absent" if now is _ABSENT else _short(now)
+                differences.append(f"{section}.{key} = {here_text} (built with {_short(built)})")
     return differences
 
 
@@ -149,8 +153,9 @@ _ABSENT = object()
 
 
 def _short(value: object) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else value
-    return text if len(text) <= 40 else text[:39] + "…"
+    if isinstance(value, str):
+        return value if len(value) <= 40 else value[:39] + "…"
+    return json.dumps(value) if isinstance(value, (int, float, bool, type(None))) else shown(value)
 
 
 # ---------------------------------------------------------------- input
@@ -220,7 +225,7 @@ def open_file(name: str) -> IO[bytes]:
 
 
 def chunks(
-    items: Iterable[InputReview | Skipped], size: int, source: str, skipped: list[Skipped], chars: int = CHUNK_CHARS
+    items: Iterable[InputReview | Skipped], size: int, source: str, skipped: Counter, chars: int = CHUNK_CHARS
 ) -> Iterator[list[InputReview]]:
     """Reviews in lists of at most `size` reviews and about `chars` characters; a skipped
     line is reported on stderr as it is met. Input over a limit ends the reviews: those
@@ -231,8 +236,8 @@ def chunks(
     try:
         for item in items:
             if isinstance(item, Skipped):
-                skipped.append(item)
-                print(f"error: {source} line {item.position}: {item.reason}; line skipped", file=sys.stderr, flush=True)
+                skipped["lines"] += 1  # counted, not kept: an input may have millions
+                say(f"error: {source} line {item.position}: {item.reason}; line skipped")
                 continue
             chunk.append(item)
             length += len(item.text)
@@ -258,11 +263,13 @@ def preview(review: str) -> str:
 
 
 def as_text(result: Scored, where: str) -> str:
-    lines = [f"{where}{label(result.probability)}  {result.probability:.4f}  {preview(result.review.text)}"]
+    lines = [f"{where}{result.label}  {result.probability:.4f}  {preview(result.review.text)}"]
+    if result.top is not None:
+        lines.append("  top: " + ", ".join(f"{name} {p:.4f}" for name, p in result.top))
     if result.known_words == 0:
         lines.append(f"  note: {NO_KNOWN_WORD}")
     if result.explanation is not None:
-        for direction in ("positive", "negative"):
+        for direction in result.explanation:
             words = ", ".join(f"{w} {e:+.3f}" for w, e in result.explanation[direction]) or "(none)"
             lines.append(f"  towards {direction}: {words}")
     if result.not_explained is not None:
@@ -276,10 +283,12 @@ def as_json(result: Scored, position_key: str) -> str:
         record["id"] = result.review.id
     record.update(
         probability=float(str(result.probability)),  # the float32 exactly, in its shortest form
-        label=label(result.probability),
+        label=result.label,
         words=result.words,
         known_words=result.known_words,
     )
+    if result.top is not None:
+        record["probabilities"] = {str(name): float(str(p)) for name, p in result.top}
     if result.known_words == 0:
         record["note"] = NO_KNOWN_WORD
     if result.explanation is not None:
@@ -291,17 +300,6 @@ def as_json(result: Scored, position_key: str) -> str:
         record["explain_note"] = result.not_explained
     line = json.dumps(record, ensure_ascii=False)
     return line.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-# Control characters (NUL, the ESC that starts a terminal's escape sequences, C1) and
-# the marks that reverse the direction of text: printed raw, a review could move the
-# cursor, retitle the window or make another line read differently.
-_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def for_terminal(output: str) -> str:
-    """The output with every control character but the line break escaped as \\xNN or \\uNNNN."""
-    return _CONTROLS.sub(lambda m: repr(m.group())[1:-1], output)
 
 
 # ---------------------------------------------------------------- the command
@@ -344,7 +342,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--top", type=_positive_int, default=TOP, metavar="N", help=f"words per direction for --explain (default {TOP})"
     )
     parser.add_argument(
-        limits.REVIEW_BYTES_FLAG, type=_positive_int, default=limits.MAX_REVIEW_BYTES, metavar="N",
+        "--top-k", type=_positive_int, metavar="K",
+        help="with more than two classes: the K most probable classes and their probabilities "
+        "(default: in --json all of them, in text none)",
+    )
+    parser.add_argument(
+        limits.REVIEW_BYTES_FLAG, type=_review_bytes, default=limits.MAX_REVIEW_BYTES, metavar="N",
         dest="max_review_bytes",
         help=f"the longest review (argument or input line) read, in bytes (default {limits.MAX_REVIEW_BYTES:,}); "
         "a longer one stops the input",
@@ -355,9 +358,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _review_bytes(value: str) -> int:
+    number = _positive_int(value)
+    if number > limits.MAX_REVIEW_BYTES_FLAG:
+        raise argparse.ArgumentTypeError(
+            f"at most {limits.MAX_REVIEW_BYTES_FLAG:,} ({limits.size(limits.MAX_REVIEW_BYTES_FLAG)}: a review is "
+            f"tokenized whole), got {value[:40]}"
+        )
+    return number
+
+
 def _positive_int(value: str) -> int:
     if not re.fullmatch(r"\d+", value) or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value[:40]!r}")
     return int(value)
 
 
@@ -392,12 +405,12 @@ def main(argv: list[str] | None = None) -> int:
         scorer = load_scorer(args.model)
         if source.interactive:
             print(f"{PROG}: type a review and press Enter (Ctrl-D to end)", file=sys.stderr, flush=True)
-        skipped: list[Skipped] = []
+        skipped: Counter = Counter()
         scored = 0
         reviews = chunks(source.items, 1 if source.interactive else CHUNK_REVIEWS, source.name, skipped)
-        shown = for_terminal if sys.stdout.isatty() else str
+        printable = for_terminal if sys.stdout.isatty() else str
         for chunk, lines in scored_chunks(scorer, reviews, args, source):
-            print(shown("\n".join(lines)), flush=True)
+            print(printable("\n".join(lines)), flush=True)
             scored += len(chunk)
 
     if scored == 0:
@@ -469,20 +482,35 @@ def score_chunk(scorer: Scorer, chunk: list[InputReview], args: argparse.Namespa
     sequences = scorer.encode_many([review.text for review in chunk])
     probabilities = scorer.probabilities(scorer.features(sequences))
     effects = scorer.occlusion(sequences, probabilities) if args.explain else None
+    names = scorer.labels(probabilities)
     out = []
     for row, (review, sequence) in enumerate(zip(chunk, sequences, strict=True)):
+        probability, top = _probability_and_top(scorer, probabilities[row], args.top_k, args.json or bool(args.top_k))
         result = Scored(
             review,
-            probabilities[row],
+            names[row],
+            probability,
             words=len(sequence) - 1,
             known_words=int(np.count_nonzero(sequence[1:] != text.OOV_CHAR)),
+            top=top,
         )
         if effects is not None and effects[row] is None:
             result.not_explained = TOO_LARGE_TO_EXPLAIN
         elif effects is not None:
-            result.explanation = strongest(*effects[row], scorer.word_of, args.top)
+            directions = scorer.directions(probabilities[row])
+            result.explanation = strongest(*effects[row], scorer.word_of, args.top, directions)
         out.append(as_json(result, source.position_key) if args.json else as_text(result, source.where(review)))
     return out
+
+
+def _probability_and_top(scorer: Scorer, probability: np.ndarray, top_k: int | None, listed: bool) -> tuple:
+    """Two classes: the second's probability, as the chapter reports it. More: the predicted
+    class's, and when listed the top_k most probable classes (all of them when None)."""
+    if np.ndim(probability) == 0:
+        return probability, None
+    order = np.argsort(-probability, kind="stable")[: top_k or len(probability)]
+    top = [(scorer.bundle.classes[i], probability[i]) for i in order] if listed else None
+    return probability[order[0]], top
 
 
 def cli(argv: list[str] | None = None) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from functools import partial
 
-from pipeline import features, files, inference, paths
+from pipeline import features, files, inference, labels, paths
 from pipeline.cli import run
 from pipeline.history import best_epoch, read_history
 from pipeline.params import TrainParams, load_params
@@ -30,12 +30,14 @@ def main() -> None:
     # stage before training, not after.
     vocabulary = inference.vocabulary_by_rank(files.read_json(paths.WORD_INDEX), all_params.vocab.num_words)
     idf = files.read_npy(paths.IDF) if all_params.vectorize.weighting == "tfidf" else None
+    classes = labels.read_classes(model_params)
     print(f"final fit: {features.count_reviews('train')} reviews, {epochs} epochs")
 
     from pipeline import training
 
     model, _ = training.train_model(
-        model_params, partial(features.read_features, "train"), epochs=epochs, live_dir=paths.TRAINING_LIVE
+        model_params, partial(features.read_features, "train"), epochs=epochs, live_dir=paths.TRAINING_LIVE,
+        classes=len(classes),
     )
     training.save_model(model, paths.MODEL)
     bundle = inference.Bundle(
@@ -43,6 +45,7 @@ def main() -> None:
         vocabulary=vocabulary,
         layers=[inference.Layer(*layer) for layer in training.dense_layers(model)],
         idf=idf,
+        classes=classes,
     )
     with files.atomic_open(paths.TRAINED_BUNDLE) as stream:
         inference.write_bundle(stream, bundle)

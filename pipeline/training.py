@@ -83,7 +83,9 @@ def make_deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def build_model(num_words: int, params: ModelParams, steps_per_execution: int = 1) -> keras.Model:
+def build_model(num_words: int, params: ModelParams, steps_per_execution: int = 1, classes: int = 2) -> keras.Model:
+    """The chapter's model for two classes (one sigmoid output, params.loss); for more, section
+    3.5's: a softmax output per class and sparse categorical cross-entropy."""
     # A sparse input keeps the first Dense layer a sparse-dense product: no dense
     # copy of the feature matrix is ever made.
     inputs = keras.Input(shape=(num_words,), sparse=True, name="features")
@@ -95,12 +97,16 @@ def build_model(num_words: int, params: ModelParams, steps_per_execution: int = 
         dense = keras.layers.Dense
         if params.dropout:
             x = keras.layers.Dropout(params.dropout, name=f"dropout_{layer}")(x)
-    outputs = dense(1, activation="sigmoid", kernel_regularizer=regularizer, name="output")(x)
+    binary = classes == 2
+    output_units = 1 if binary else classes
+    outputs = dense(output_units, activation="sigmoid" if binary else "softmax", kernel_regularizer=regularizer,
+                    name="output")(x)
     model = keras.Model(inputs, outputs, name="imdb_mlp")
+    accuracy = keras.metrics.BinaryAccuracy if binary else keras.metrics.SparseCategoricalAccuracy
     model.compile(
         optimizer=_optimizer(params.optimizer, params.learning_rate),
-        loss=params.loss,
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+        loss=params.loss if binary else "sparse_categorical_crossentropy",
+        metrics=[accuracy(name="accuracy")],
         # One call into TensorFlow runs many batches (train_model: an epoch's): per-batch
         # Python overhead dominated the chapter's small model.
         steps_per_execution=steps_per_execution,
@@ -219,6 +225,7 @@ def train_model(
     epochs: int,
     load_validation: Callable[[], Examples] | None = None,
     live_dir: Path | None = None,
+    classes: int = 2,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """A fresh, seeded model fitted as the chapter fits it on the (x, y) that
     load_train returns; returns it and history.history. With live_dir, DVCLive logs
@@ -239,7 +246,7 @@ def train_model(
     if load_validation is not None:
         val_batches = sparse_batches(*load_validation(), column_scale=ratio, cache=True)
     try:
-        model = build_model(num_words, params, steps_per_execution=steps)
+        model = build_model(num_words, params, steps_per_execution=steps, classes=classes)
         history = model.fit(
             train_batches,
             steps_per_epoch=steps,

@@ -12,7 +12,7 @@ from functools import partial
 
 import numpy as np
 
-from pipeline import features, paths
+from pipeline import features, labels, paths
 from pipeline.cli import UserError, run
 from pipeline.params import load_params
 
@@ -32,6 +32,7 @@ def main() -> None:
     all_params = load_params()
     model_params, params = all_params.model, all_params.validate
     val_rows, train_rows = split_validation(features.count_reviews("train"), params.val_size, model_params.seed)
+    classes = labels.read_classes(model_params)
 
     from pipeline import training  # TensorFlow loads only once the inputs are known to be good
 
@@ -41,6 +42,7 @@ def main() -> None:
         epochs=params.epochs,
         load_validation=partial(features.read_features, "train", val_rows),  # x_val, y_val
         live_dir=paths.VALIDATION_LIVE,
+        classes=len(classes),
     )
 
 

@@ -3,8 +3,12 @@
 With ngram_range [1, 2] or more, word pairs (and triples) are ranked alongside
 words and share the num_words indices.
 
+It also takes the classes from the training split's labels (pipeline/labels.py): a
+test label never seen in training, or a single class, stops it with one line.
+
 Outputs: data/vocab/word_index.json ({word: rank}, as Keras's get_word_index),
-data/encoded/{train,test}.parquet (label, sequence with the Keras conventions) and
+data/vocab/classes.json (the classes, sorted), data/encoded/{train,test}.parquet
+(label: the class's index; sequence with the Keras conventions) and
 data/vocab/decoded_samples.txt, the first training reviews decoded back to words.
 """
 from __future__ import annotations
@@ -17,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import corpus, files, labels, paths, text
@@ -46,13 +51,37 @@ def decoded_samples(raw: pa.Table, sequences: pa.ListArray, word_index: dict[str
     reverse_word_index = text.reverse_index(word_index)
     blocks = []
     for row in range(min(DECODED_SAMPLES, raw.num_rows)):
-        label = raw["label"][row].as_py()
-        header = (
-            f"# train review {row}: id {raw['id'][row].as_py()}, rating {raw['rating'][row].as_py()}, "
-            f"label {label} ({labels.NAMES[label]})"
-        )
+        header = f"# train review {row}: id {raw['id'][row].as_py()}, label {raw['label'][row].as_py()}"
         blocks.append(header + "\n" + text.decode(sequences[row].as_py(), reverse_word_index))
     return "\n\n".join(blocks) + "\n"
+
+
+def split_classes() -> pa.Array:
+    """The classes: the training split's distinct labels, sorted. Every test label must be one."""
+    train = files.read_parquet(paths.raw("train"), columns=["label"])["label"]
+    distinct = pc.unique(train)
+    classes = pc.take(distinct, pc.array_sort_indices(distinct))
+    problem = labels.check_classes(classes.to_pylist())
+    if problem:
+        raise UserError(f"{paths.raw('train')}: {problem}")
+    test = files.read_parquet(paths.raw("test"), columns=["label"])["label"]
+    if test.type != classes.type:
+        raise UserError(f"{paths.raw('test')}: its labels are {test.type}, the training split's {classes.type}")
+    unseen = pc.filter(test, pc.invert(pc.is_in(test, value_set=classes)))
+    if len(unseen):
+        counts = pc.value_counts(unseen).to_pylist()
+        shown = ", ".join(f"{c['values']!r} ({c['counts']} reviews)" for c in counts[:5])
+        raise UserError(
+            f"{paths.raw('test')}: labels never seen in training: {shown}; a model can only predict the "
+            f"training split's classes ({len(classes)})"
+        )
+    return classes
+
+
+def class_indices(label_column: pa.Array, classes: pa.Array) -> pa.Array:
+    """Each label as its class's index."""
+    indices = pc.index_in(label_column, value_set=classes)
+    return indices.cast(pa.from_numpy_dtype(labels.index_type(len(classes))))
 
 
 def indexed_chunks(
@@ -93,13 +122,17 @@ def word_index_of(chunks: Iterator[tuple[pa.RecordBatch, Corpus]]) -> tuple[tupl
     return first, corpus.rank(total)
 
 
-def encoded_tables(chunks, encoder: corpus.Encoder, num_words: int, samples: list | None = None) -> Iterator[pa.Table]:
+def encoded_tables(
+    chunks, encoder: corpus.Encoder, num_words: int, classes: pa.Array, samples: list | None = None
+) -> Iterator[pa.Table]:
     """Each chunk encoded. With `samples`, copies of the first DECODED_SAMPLES reviews are
     put there, as (raw batch, encoded table) pairs, and nothing more is kept."""
 
     def encoded(chunk: tuple[pa.RecordBatch, Corpus]) -> pa.Table:
         batch, indexed = chunk
-        table = encoded_table(batch.column("label"), list_array(*encoder.encode_corpus(indexed)), num_words)
+        table = encoded_table(
+            class_indices(batch.column("label"), classes), list_array(*encoder.encode_corpus(indexed)), num_words
+        )
         wanted = 0 if samples is None else DECODED_SAMPLES - sum(len(kept) for kept, _ in samples)
         if wanted > 0:
             samples.append((_copied(batch.slice(0, wanted)), _copied(table.slice(0, wanted))))
@@ -116,7 +149,9 @@ def _copied(rows: pa.Table | pa.RecordBatch) -> pa.Table:
 def main() -> None:
     params = load_params().vocab
     ngram_range = params.ngram_range
-    schema = encoded_table(pa.array([], pa.int8()), list_array(np.zeros(1, np.int64), []), params.num_words).schema
+    classes = split_classes()
+    label_type = pa.from_numpy_dtype(labels.index_type(len(classes)))
+    schema = encoded_table(pa.array([], label_type), list_array(np.zeros(1, np.int64), []), params.num_words).schema
     # A chunk at a time, so memory stays flat however large the corpus. The first chunk
     # of each split is tokenized once and kept; the test split's beside the counting of
     # the training split (Arrow's kernels and numpy let go of the GIL). Then the splits
@@ -141,7 +176,9 @@ def main() -> None:
                 files.write_parquet_groups,
                 paths.encoded(split),
                 schema,
-                encoded_tables(chunks[split], encoder, params.num_words, first_reviews if split == "train" else None),
+                encoded_tables(
+                    chunks[split], encoder, params.num_words, classes, first_reviews if split == "train" else None
+                ),
             )
             for split in paths.SPLITS
         ]
@@ -152,7 +189,9 @@ def main() -> None:
     samples = decoded_samples(raw, sequences, word_index)
     files.write_text(paths.WORD_INDEX, json.dumps(word_index, ensure_ascii=False) + "\n")
     files.write_text(paths.DECODED_SAMPLES, samples)
+    files.write_json(paths.CLASSES, classes.to_pylist())
     print(f"{paths.WORD_INDEX}: {len(word_index)} words, {len(index_of)} kept (num_words={params.num_words})")
+    print(f"{paths.CLASSES}: {len(classes)} classes")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ def stages_run(dvc_output: str) -> list[str]:
 def make_project(path: Path, archive: Path, **param_changes) -> Project:
     path.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "pipeline", path / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    (path / "datasets").mkdir()  # download.path's default: a dependency of the download stage
+    shutil.copy(ROOT / "datasets" / "README.md", path / "datasets" / "README.md")
     for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(ROOT / name, path / name)
     project = Project(path, archive)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import inference, limits, predict
+from pipeline import cli, inference, limits, predict
 from pipeline.params import ModelParams, TrainParams, VectorizeParams, VocabParams
 from testbed.archives import official_extras, review_members, write_archive
 from testbed.limited import predict as predict_command
@@ -223,9 +223,9 @@ def test_a_long_review_with_many_words_is_explained_within_the_budget(tmp_path):
 
 
 def test_review_text_reaches_a_terminal_with_its_control_characters_escaped():
-    shown = predict.for_terminal("a\x00b\x1b]0;title\x07 \u202egnp.exe\nline two\x9b")
+    shown = cli.for_terminal("a\x00b\x1b]0;title\x07 \u202egnp.exe\nline two\x9b")
     assert shown == "a\\x00b\\x1b]0;title\\x07 \\u202egnp.exe\nline two\\x9b"
-    assert predict.for_terminal("plain text, ümlauts, 日本語\n") == "plain text, ümlauts, 日本語\n"
+    assert cli.for_terminal("plain text, ümlauts, 日本語\n") == "plain text, ümlauts, 日本語\n"
 
 
 @pytest.mark.parametrize("value, message", [
@@ -296,11 +296,121 @@ def _wait_failed(project, seconds: float = 120) -> bool:
 
 def test_explain_scores_a_review_too_large_to_explain_and_says_why(tmp_path, capsys, monkeypatch):
     (tmp_path / "bundle.npz").write_bytes(GOOD)
-    # "word1": 1 word x 2 terms (with the start); the other: 4 words x 6 terms (with the start and
-    # the out-of-vocabulary pairs)
-    monkeypatch.setattr(limits, "MAX_EXPLAIN_ENTRIES", 10)
+    # "word1": 1 word x (2 terms, with the start, x 8 units + 8 later weights) = 24 multiplications;
+    # the other: 4 words x (6 terms, with the start and the out-of-vocabulary pairs, x 8 + 8) = 224
+    monkeypatch.setattr(limits, "MAX_EXPLAIN_OPERATIONS", 100)
     with pytest.raises(SystemExit) as stopped:
         predict.cli(["--model", str(tmp_path / "bundle.npz"), "--explain", "word1", "word1 word2 word3 word4"])
     lines = capsys.readouterr().out.splitlines()
     assert stopped.value.code == 0
     assert [line.startswith("  note: not explained") for line in lines] == [False, False, False, False, True]
+
+
+# ---------------------------------------------------------------- found by attacking the limits
+
+
+def zip_member_claiming(data: bytes, name: str, size: int) -> bytes:
+    """The zip with the central directory's unpacked size of member `name` set to size."""
+    entry = data.index(b"PK\x01\x02")
+    while data[entry + 46 : entry + 46 + len(name)] != name.encode():
+        entry = data.index(b"PK\x01\x02", entry + 1)
+    return data[: entry + 24] + size.to_bytes(4, "little") + data[entry + 28 :]
+
+
+def test_a_member_that_inflates_past_its_claim_is_read_no_further_than_the_claim(tmp_path):
+    members = dict(members_of(GOOD))
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name), b"\n".join([data] + [b"x" * 4096] * 65536) if name ==
+                             "vocabulary.txt" else data, compress_type=zipfile.ZIP_DEFLATED)
+    bomb = zip_member_claiming(stream.getvalue(), "vocabulary.txt", len(members["vocabulary.txt"]))
+    result = scored_with(tmp_path, bomb)  # 256 MB inflating from a member that claims 1.2 kB
+    assert result.ended_cleanly() and result.status == 2 and "Bad CRC-32 for file 'vocabulary.txt'" in result.stderr
+    assert result.peak_bytes < 200e6
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_compression_a_bundle_never_uses_is_refused_before_anything_is_inflated(tmp_path, compression):
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w", compression) as archive:
+        for name, data in members_of(GOOD):
+            archive.writestr(name, data)
+    path = tmp_path / "bundle.npz"
+    path.write_bytes(stream.getvalue())
+    with pytest.raises(inference.BundleError, match=r"metadata\.json is compressed or encrypted in a way a bundle "):
+        inference.read_bundle(path)
+    encrypted = bytearray(GOOD)
+    at = encrypted.index(b"PK\x01\x02")
+    encrypted[at + 8] |= 0x1  # the central directory's "encrypted" flag of the first member
+    path.write_bytes(bytes(encrypted))
+    with pytest.raises(inference.BundleError, match=r"is compressed or encrypted in a way a bundle never is"):
+        inference.read_bundle(path)
+
+
+def test_zip64_records_are_refused_before_zipfile_reads_their_list_of_members(tmp_path):
+    stream = io.BytesIO()
+    with zipfile.ZipFile(stream, "w") as archive:
+        for name, data in members_of(GOOD):
+            archive.writestr(name, data)
+    data = stream.getvalue()
+    end = data.rindex(b"PK\x05\x06")
+    # a zip64 locator before the end record, as zipfile writes one for large archives
+    locator = b"PK\x06\x07" + bytes(4) + (end).to_bytes(8, "little") + (1).to_bytes(4, "little")
+    path = tmp_path / "bundle.npz"
+    path.write_bytes(data[:end] + locator + data[end:])
+    with pytest.raises(inference.BundleError, match=r"it has zip64 records, which no bundle needs$"):
+        inference.read_bundle(path)
+
+
+def test_a_model_wide_enough_to_fill_memory_on_a_chunk_is_scored_a_block_of_rows_at_a_time(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    units = limits.MAX_UNITS
+    model = ModelParams(
+        hidden_layers=1, units=units, activation="relu", optimizer="rmsprop", learning_rate=0.001,
+        loss="binary_crossentropy", batch_size=512, seed=1, dropout=0.0, l2=0.0, nb_scaling=False,
+    )
+    layers = [
+        inference.Layer(rng.standard_normal((NUM_WORDS, units), dtype=np.float32), np.zeros(units, np.float32), "relu"),
+        inference.Layer(rng.standard_normal((units, 1), dtype=np.float32), np.zeros(1, np.float32), "sigmoid"),
+    ]
+    wide = inference.Bundle(VocabParams(NUM_WORDS, 0, (1, 1)), VectorizeParams("binary"), model, TrainParams(4),
+                            VOCABULARY, layers)
+    path = tmp_path / "wide.npz"
+    with open(path, "wb") as stream:
+        inference.write_bundle(stream, wide)
+    # 2,048 reviews at once would take 512 MB per array of activations
+    result = run_limited(predict_command("--model", str(path)), stdin=b"word1 word2\n" * 2048)
+    assert result.ended_cleanly() and result.status == 0 and len(result.stdout.splitlines()) == 2048
+    # and by blocks or whole, the same numbers to the bit
+    x = inference.Scorer(wide).features([np.array([1, 4, 5 + i % 50], np.int32) for i in range(300)])
+    whole = inference.forward(layers, x)
+    monkeypatch.setattr(limits, "FORWARD_ACTIVATIONS", units * 7)
+    np.testing.assert_array_equal(inference.forward(layers, x), whole)
+
+
+def test_errors_on_a_terminal_show_control_characters_escaped(monkeypatch, capsys):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    cli.say("error: \x1b[31mred\x1b]0;title\x07: no such file", terminal)
+    assert terminal.getvalue() == "error: \\x1b[31mred\\x1b]0;title\\x07: no such file\n"
+    plain = io.StringIO()
+    cli.say("error: \x1b[31m", plain)  # a file or a pipe gets the bytes as they are
+    assert plain.getvalue() == "error: \x1b[31m\n"
+
+
+def test_review_bytes_past_what_can_be_tokenized_and_numbers_json_lacks_are_one_line(tmp_path):
+    (tmp_path / "bundle.npz").write_bytes(GOOD)
+    model = ("--model", str(tmp_path / "bundle.npz"))
+    result = run_limited(predict_command(*model, "--max-review-bytes", "1" + "0" * 40, "a film"))
+    assert result.status == 2 and result.stderr.startswith("error: argument --max-review-bytes: at most 16,777,216")
+    lines = b'{"text": "word1", "id": 1e99999}\n{"text": "word2", "id": NaN}\n{"text": "word3", "id": 7}\n'
+    result = run_limited(predict_command(*model, "--json"), stdin=lines)
+    assert result.status == 1 and [json.loads(line)["id"] for line in result.stdout.splitlines()] == [7]
+    assert result.stderr.splitlines() == [
+        "error: stdin line 1: invalid JSON: the number 1e99999 is out of range; line skipped",
+        "error: stdin line 2: invalid JSON: NaN is not a JSON number; line skipped",
+    ]

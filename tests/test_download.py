@@ -3,6 +3,7 @@ import hashlib
 import io
 import os
 import resource
+import shutil
 import ssl
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import trustme
 
 from pipeline import download, fetch, files
 from pipeline.cli import UserError, run
+from pipeline.sources import imdb
 from testbed.archives import official_extras, review_members, write_archive
 from tests.flaky_server import FlakyServer
 
@@ -120,7 +122,7 @@ def test_client_errors_are_not_retried_and_the_error_says_how_to_work_offline(se
     monkeypatch.setenv("IMDB_CACHE_DIR", str(tmp_path / "cache"))
     server.plan = ["404"]
     with pytest.raises(UserError) as error:
-        download.official_archive(server.url, sha256(body))
+        imdb.official_archive(server.url, sha256(body))
     message = str(error.value)
     assert server.url in message and "HTTP 404" in message and "IMDB_ARCHIVE=" in message
     assert "\n" not in message
@@ -177,12 +179,12 @@ def test_https_download_from_a_trusted_server(https_server, certificate_authorit
 
 def test_a_verified_download_is_kept_and_reused(server, body, monkeypatch, tmp_path):
     monkeypatch.setenv("IMDB_CACHE_DIR", str(tmp_path / "cache"))
-    first = download.official_archive(server.url, sha256(body))
-    assert download.official_archive(server.url, sha256(body)) == first
+    first = imdb.official_archive(server.url, sha256(body))
+    assert imdb.official_archive(server.url, sha256(body)) == first
     assert first.parent == tmp_path / "cache" and len(server.ranges) == 1
 
     first.write_bytes(b"damaged on disk")
-    assert download.official_archive(server.url, sha256(body)).read_bytes() == body
+    assert imdb.official_archive(server.url, sha256(body)).read_bytes() == body
     assert len(server.ranges) == 2
 
 
@@ -190,7 +192,7 @@ def test_concurrent_runs_download_once(server, body, monkeypatch, tmp_path):
     monkeypatch.setenv("IMDB_CACHE_DIR", str(tmp_path / "cache"))
     server.plan = ["late"]  # the first download is still running when the second run starts
     results = []
-    runs = [threading.Thread(target=lambda: results.append(download.official_archive(server.url, sha256(body))))
+    runs = [threading.Thread(target=lambda: results.append(imdb.official_archive(server.url, sha256(body))))
             for _ in range(2)]
     for thread in runs:
         thread.start()
@@ -220,7 +222,7 @@ def test_an_unwritable_cache_directory_is_a_one_line_error(server, body, monkeyp
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("IMDB_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
     with pytest.raises(UserError, match=r"^cannot write .*a-file/cache/aclImdb_v1\.tar\.gz: Not a directory$"):
-        download.official_archive(server.url, sha256(body))
+        imdb.official_archive(server.url, sha256(body))
     assert server.ranges == []
 
 
@@ -230,7 +232,7 @@ def test_an_unwritable_cache_directory_is_a_one_line_error(server, body, monkeyp
 def test_reads_only_the_labeled_reviews(tmp_path):
     members = review_members(per_folder=2)
     path = write_archive(tmp_path / "a.tar.gz", {**members, **official_extras()})
-    contents = download.read_archive(path)
+    contents = imdb.read_archive(path)
     assert len(contents.reviews) == 8 and contents.tally.unexpected == [] and contents.tally.invalid_utf8 == 0
     first = next(r for r in contents.reviews if (r.split, r.folder, r.id) == ("train", "pos", 1))
     name = next(n for n in members if n.startswith("aclImdb/train/pos/1_"))
@@ -252,9 +254,9 @@ def test_outputs_are_byte_identical_whatever_the_archive_holds_besides_reviews(t
 def test_the_stage_writes_what_one_table_of_all_reviews_gives(tmp_path, monkeypatch, capsys):
     archive = write_archive(tmp_path / "a.tar.gz", review_members(per_folder=5), shuffle_seed=3)
     assert run_download_stage(tmp_path / "project", archive, 5, monkeypatch, capsys)[0] == 0
-    reviews = download.read_archive(archive).reviews
+    reviews = imdb.read_archive(archive).reviews
     for split in ("train", "test"):
-        table = download.reviews_table(r for r in reviews if r.split == split)
+        table = imdb.reviews_table(r for r in reviews if r.split == split)
         files.write_parquet(tmp_path / "whole.parquet", table)
         written = tmp_path / "project/data/raw" / f"{split}.parquet"
         assert written.read_bytes() == (tmp_path / "whole.parquet").read_bytes()
@@ -281,14 +283,27 @@ def test_row_groups_fill_up_to_the_budget_and_hold_at_least_one_row():
     assert list(download.row_groups(np.array([], np.int64), budget=6)) == []
 
 
-def test_table_is_ordered_by_id_then_label_with_label_from_folder(tmp_path):
-    reviews = download.read_archive(write_archive(tmp_path / "a.tar.gz", review_members(per_folder=3))).reviews
-    table = download.reviews_table(r for r in reviews if r.split == "test")
-    assert table.column_names == ["id", "rating", "label", "text"]
+def test_a_split_is_ordered_by_id_then_label_with_the_label_from_the_folder(tmp_path, monkeypatch, capsys):
+    archive = write_archive(tmp_path / "a.tar.gz", review_members(per_folder=3), shuffle_seed=3)
+    assert run_download_stage(tmp_path / "project", archive, 3, monkeypatch, capsys)[0] == 0
+    table = pq.read_table(tmp_path / "project/data/raw/test.parquet")
+    assert table.column_names == ["id", "label", "text"]
     assert table["id"].to_pylist() == [0, 0, 1, 1, 2, 2]
-    assert table["label"].to_pylist() == [0, 1, 0, 1, 0, 1]
-    ratings, labels = table["rating"].to_pylist(), table["label"].to_pylist()
-    assert all((rating >= 7) == bool(label) for rating, label in zip(ratings, labels, strict=True))
+    assert table["label"].to_pylist() == ["negative", "positive"] * 3
+    assert table.equals(imdb.reviews_table(r for r in imdb.read_archive(archive).reviews if r.split == "test"))
+
+
+def test_the_star_rating_as_the_target_gives_its_classes(tmp_path, monkeypatch, capsys):
+    members = review_members(per_folder=3)
+    archive = write_archive(tmp_path / "a.tar.gz", members)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace(
+        "target: sentiment", "target: rating"))
+    assert run_download_stage(project, archive, 3, monkeypatch, capsys, keep_params=True)[0] == 0
+    table = pq.read_table(project / "data/raw/train.parquet")
+    ratings = {int(name.split("_")[-1].removesuffix(".txt")) for name in members if "/train/" in name}
+    assert table.schema.field("label").type == "int64" and set(table["label"].to_pylist()) == ratings
 
 
 def test_wrong_review_count_is_refused_with_the_folder_named(tmp_path):
@@ -296,7 +311,12 @@ def test_wrong_review_count_is_refused_with_the_folder_named(tmp_path):
     del members[next(n for n in members if n.startswith("aclImdb/test/neg/"))]
     path = write_archive(tmp_path / "short.tar.gz", members)
     with pytest.raises(UserError, match=r"short\.tar\.gz: aclImdb/test/neg has 2 reviews, expected 3"):
-        download.check_counts(download.read_archive(path).tally, 3, path)
+        imdb.check_counts(imdb.read_archive(path).tally, 3, path)
+
+
+def checked(path):
+    for review in imdb.reviews_in(path, imdb.Tally()):
+        imdb.check_review(review, path)
 
 
 def test_rating_that_contradicts_its_folder_is_refused(tmp_path):
@@ -304,7 +324,7 @@ def test_rating_that_contradicts_its_folder_is_refused(tmp_path):
     members["aclImdb/train/pos/5_2.txt"] = b"mislabeled"
     path = write_archive(tmp_path / "a.tar.gz", members)
     with pytest.raises(UserError, match=r"train/pos/5_2\.txt has a rating outside 7-10"):
-        download.spool_archive(path, download.Spool(io.BytesIO()))
+        checked(path)
 
 
 def test_an_id_too_large_for_the_table_is_refused(tmp_path):
@@ -312,14 +332,14 @@ def test_an_id_too_large_for_the_table_is_refused(tmp_path):
     members["aclImdb/test/neg/2147483648_2.txt"] = b"far away"
     path = write_archive(tmp_path / "a.tar.gz", members)
     with pytest.raises(UserError, match=r"a\.tar\.gz: test/neg/2147483648_2\.txt has an id above 2147483647$"):
-        download.spool_archive(path, download.Spool(io.BytesIO()))
+        checked(path)
 
 
 def test_not_an_archive_is_a_one_line_error(tmp_path):
     text_file = tmp_path / "notes.tar.gz"
     text_file.write_text("not an archive")
     with pytest.raises(UserError, match=r"notes\.tar\.gz: not a readable gzip tar archive"):
-        download.read_archive(text_file)
+        imdb.read_archive(text_file)
 
 
 def test_every_truncation_and_a_changed_byte_are_errors(tmp_path):
@@ -329,13 +349,13 @@ def test_every_truncation_and_a_changed_byte_are_errors(tmp_path):
     for cut in range(1, len(data), 37):  # includes cuts at member boundaries and in the gzip trailer
         damaged.write_bytes(data[:cut])
         with pytest.raises(UserError, match=r"damaged\.tar\.gz: not a readable gzip tar archive"):
-            download.read_archive(damaged)
+            imdb.read_archive(damaged)
     for position in range(20, len(data) - 8, 101):
         changed = bytearray(data)
         changed[position] ^= 0x55
         damaged.write_bytes(bytes(changed))
         with pytest.raises(UserError, match=r"damaged\.tar\.gz: not a readable gzip tar archive"):
-            download.read_archive(damaged)
+            imdb.read_archive(damaged)
 
 
 def tar_layer(path: Path) -> tuple[bytes, list[tarfile.TarInfo]]:
@@ -353,10 +373,10 @@ def test_anything_but_zeros_after_the_end_of_the_tar_archive_is_an_error(tmp_pat
     marker = last.offset_data + -(-last.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE  # where the zero blocks start
     at = {"the first zero block": marker + 512, "the end-of-archive marker": marker + 1024, "the last record": len(tar)}
     path.write_bytes(gzip.compress(tar + bytes(4096)))
-    assert len(download.read_archive(path).reviews) == 8
+    assert len(imdb.read_archive(path).reviews) == 8
     path.write_bytes(gzip.compress(tar[: at[after]] + b"junk" + tar[at[after] + 4 :]))
     with pytest.raises(UserError, match=r"not a readable gzip tar archive \(data after the end of the tar archive\)$"):
-        download.read_archive(path)
+        imdb.read_archive(path)
 
 
 def test_a_damaged_member_header_is_an_error_not_the_end_of_the_archive(tmp_path):
@@ -366,7 +386,7 @@ def test_a_damaged_member_header_is_an_error_not_the_end_of_the_archive(tmp_path
     damaged[members[3].offset] ^= 0x01  # its checksum no longer matches
     path.write_bytes(gzip.compress(bytes(damaged)))
     with pytest.raises(UserError, match=r"a\.tar\.gz: not a readable gzip tar archive \(Damaged tar archive\)$"):
-        download.read_archive(path)
+        imdb.read_archive(path)
 
 
 def test_an_interrupt_while_decompressing_stops_reading_as_an_interrupt(tmp_path, monkeypatch):
@@ -377,13 +397,13 @@ def test_an_interrupt_while_decompressing_stops_reading_as_an_interrupt(tmp_path
 
     monkeypatch.setattr(gzip.GzipFile, "readinto", interrupted)  # where libarchive asks for the tar stream
     with pytest.raises(KeyboardInterrupt):
-        download.read_archive(path)
+        imdb.read_archive(path)
 
 
 def test_invalid_utf8_is_replaced_and_counted(tmp_path):
     members = review_members(per_folder=1)
     members["aclImdb/test/pos/0_9.txt"] = b"caf\xe9 was great \xff"
-    contents = download.read_archive(write_archive(tmp_path / "a.tar.gz", members))
+    contents = imdb.read_archive(write_archive(tmp_path / "a.tar.gz", members))
     review = next(r for r in contents.reviews if (r.split, r.folder) == ("test", "pos"))
     assert review.text == "caf\ufffd was great \ufffd"
     assert contents.tally.invalid_utf8 == 1
@@ -418,10 +438,10 @@ def hostile_archive(path: Path, members: dict[str, bytes], outside: Path) -> lis
     return [info.name for info, _ in hostile]
 
 
-def run_download_stage(project: Path, archive: Path, per_folder: int, monkeypatch, capsys):
+def run_download_stage(project: Path, archive: Path, per_folder: int, monkeypatch, capsys, keep_params=False):
     """Runs the download stage in `project` as `python -m pipeline.download` would; returns (exit code, out, err)."""
     project.mkdir(exist_ok=True)
-    params = (ROOT / "params.yaml").read_text()
+    params = (project if keep_params else ROOT).joinpath("params.yaml").read_text()
     (project / "params.yaml").write_text(
         params.replace("reviews_per_folder: 12500", f"reviews_per_folder: {per_folder}")
     )
@@ -475,20 +495,20 @@ def test_a_bad_archive_stops_the_stage_with_one_line_and_no_output(tmp_path, mon
 
 def test_missing_local_archive_is_named(tmp_path):
     with pytest.raises(UserError, match=r"nowhere\.tar\.gz: no such file \(from IMDB_ARCHIVE\)"):
-        download.read_archive(tmp_path / "nowhere.tar.gz")
+        imdb.read_archive(tmp_path / "nowhere.tar.gz")
     fifo = tmp_path / "fifo.tar.gz"
     os.mkfifo(fifo)  # no writer: opening it must not wait for one
     for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a character device")):
         with pytest.raises(UserError, match=rf"^{path} is {kind}, not a gzip tar archive: expected a regular file$"):
-            download.read_archive(path)
+            imdb.read_archive(path)
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("IMDB_CACHE_DIR", str(tmp_path / "mine"))
-    assert download.cache_dir() == tmp_path / "mine"
+    assert imdb.cache_dir() == tmp_path / "mine"
     monkeypatch.delenv("IMDB_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert download.cache_dir() == tmp_path / "xdg" / "imdb-sentiment-pipeline"
+    assert imdb.cache_dir() == tmp_path / "xdg" / "imdb-sentiment-pipeline"
 
 
 def test_a_temporary_folder_that_cannot_be_written_is_one_line_and_no_output(tmp_path, monkeypatch, capsys):
@@ -502,6 +522,7 @@ def test_a_temporary_folder_that_cannot_be_written_is_one_line_and_no_output(tmp
 
 def test_a_system_without_libarchive_is_told_so_in_one_line(tmp_path):
     project_root = str(Path(download.__file__).parents[1])
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")  # the imdb source: it needs libarchive
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.download"], cwd=tmp_path, capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": project_root, "LIBARCHIVE": str(tmp_path / "none.so")},

@@ -51,6 +51,68 @@ def test_the_scorer_gives_what_keras_predict_gives(params):
     np.testing.assert_allclose(forward(layers_of(model), x), expected, rtol=0, atol=1e-6)
 
 
+def toy_classes(rows=300, classes=4, seed=0):
+    """A review of class c carries the words 20 + c and 24 + c."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, rows)
+    sequences = [[1] + list(rng.integers(4, 20, rng.integers(0, 12))) + [20 + c, 24 + c] for c in labels]
+    return vectorize_sequences(sequences, dimension=NUM_WORDS), labels.astype("float32")
+
+
+@pytest.mark.parametrize("hidden_layers", [0, 2])
+def test_more_than_two_classes_score_as_keras_softmax_predicts(hidden_layers):
+    x, y = toy_classes()
+    params = dataclasses.replace(CHAPTER, hidden_layers=hidden_layers, learning_rate=0.05)
+    model, history = training.train_model(params, lambda: (x, y), epochs=3, classes=4)
+    assert model.layers[-1].get_config()["activation"] == "softmax" and model.output_shape == (None, 4)
+    expected = model.predict(x, batch_size=64, verbose=0)
+    scored = forward(layers_of(model), x)
+    assert scored.shape == (300, 4)
+    np.testing.assert_allclose(scored, expected, rtol=0, atol=1e-6)
+    # the loss Keras reports is sparse categorical cross-entropy, and keras_loss computes it the same way
+    assert history["loss"][-1] > 0
+    keras_value = float(keras.losses.sparse_categorical_crossentropy(y, expected).numpy().mean())
+    assert inference.keras_loss("binary_crossentropy", y, scored) == pytest.approx(keras_value, abs=1e-5)
+
+
+def test_a_bundle_of_more_classes_names_them_and_checks_the_last_layer(tmp_path):
+    rng = np.random.default_rng(4)
+    layers = [
+        Layer(rng.standard_normal((NUM_WORDS, 4)).astype("float32"), np.zeros(4, "float32"), "relu"),
+        Layer(rng.standard_normal((4, 3)).astype("float32"), np.zeros(3, "float32"), "softmax"),
+    ]
+    three = bundle(layers=layers, classes=["billing", "bug", 7])
+    path = tmp_path / "three.npz"
+    path.write_bytes(written(three))
+    back = read_bundle(path)
+    assert back.classes == ["billing", "bug", 7]
+    scorer = Scorer(back)
+    probabilities = scorer.score(["word1 word2", "word3"])
+    assert probabilities.shape == (2, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=1e-6)
+    assert scorer.labels(probabilities) == [three.classes[i] for i in probabilities.argmax(axis=1)]
+    explained = scorer.explain("word1 word2 word3")
+    predicted = str(scorer.labels(scorer.score(["word1 word2 word3"]))[0])
+    assert list(explained) == [predicted, f"other than {predicted}"]
+    for classes, message in (
+        (["billing", "bug"], "kernel_1.npy has 3 units; the last layer of a classifier of these classes has 1"),
+        (["a", "b", "c", "d"], "kernel_1.npy has 3 units; the last layer of a classifier of these classes has 4"),
+        (["a", "a", "b"], "classes must be a list of 2 to 10,000 distinct names"),
+        (["a"], "classes must be a list of 2 to"),
+    ):
+        if len(classes) == 2:  # a sigmoid's output for two classes
+            sigmoid = Layer(layers[1].kernel, layers[1].bias, "sigmoid")
+            wrong = dataclasses.replace(three, classes=classes, layers=[layers[0], sigmoid])
+        else:
+            wrong = dataclasses.replace(three, classes=classes)
+        path.write_bytes(written(wrong))
+        with pytest.raises(BundleError, match=message):
+            read_bundle(path)
+    path.write_bytes(written(dataclasses.replace(three, classes=["a", "b"])))
+    with pytest.raises(BundleError, match=r"the last sigmoid|the last one of those for 2 classes"):
+        read_bundle(path)  # softmax is the output of more than two classes only
+
+
 def test_a_review_scores_the_same_alone_or_among_others():
     x, _ = toy_data(rows=3000, seed=5)
     layers = bundle().layers
@@ -203,8 +265,8 @@ HOSTILE = {
     "a corrupted byte": (bytes(_flipped), "is not a valid model bundle"),
     "not a zip": (b"\x89HDF\r\n\x1a\n" + bytes(100), "is not a valid model bundle (File is not a zip file)"),
     "another format version": (
-        with_metadata(format_version=2),
-        "is a bundle of format version 2, and this code reads version 1",
+        with_metadata(format_version=1),
+        "is a bundle of format version 1, and this code reads version 2",
     ),
     "metadata that is not JSON": (with_member("metadata.json", b"{oops"), "metadata.json is not JSON"),
     "a bad param": (
@@ -402,7 +464,8 @@ def test_a_review_too_large_to_explain_is_scored_and_left_unexplained(monkeypatc
     scorer = Scorer(bundle())
     sequences = [np.array([1, 4, 5, 6], np.int32), np.array([1, 4, 5, 6, 7, 8], np.int32)]
     probabilities = scorer.probabilities(scorer.features(sequences))
-    monkeypatch.setattr(inference.limits, "MAX_EXPLAIN_ENTRIES", 3 * 4)  # 3 words x 4 distinct terms
+    # 3 words x (4 terms x 4 units + 4 later weights) = 60 multiplications; the second review takes 140
+    monkeypatch.setattr(inference.limits, "MAX_EXPLAIN_OPERATIONS", 60)
     first, second = scorer.occlusion(sequences, probabilities)
     assert list(first[0]) == [4, 5, 6] and second is None
     with pytest.raises(inference.limits.LimitError, match=r"too many distinct words to explain"):

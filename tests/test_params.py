@@ -49,7 +49,7 @@ def test_project_params_leave_every_improvement_off():
         ("model", "activation", "relu6", r"model\.activation = 'relu6' is not allowed; expected one of relu, tanh"),
         ("model", "optimizer", "adagrad", r"model\.optimizer = 'adagrad' .*one of rmsprop, adam, sgd"),
         ("model", "loss", "hinge", r"model\.loss = 'hinge' .*one of binary_crossentropy, mse"),
-        ("model", "learning_rate", 0, r"model\.learning_rate = 0 .*a number > 0"),
+        ("model", "learning_rate", 0, r"model\.learning_rate = 0 .*a finite number > 0"),
         ("validate", "epochs", 0, r"validate\.epochs = 0 .*an integer from 1 to 1,000"),
         ("validate", "val_size", -5, r"validate\.val_size = -5"),
         ("train", "epochs", "last", r"train\.epochs = 'last' .*an integer from 1 to 1,000, or best"),
@@ -63,7 +63,7 @@ def test_project_params_leave_every_improvement_off():
         ("vocab", "ngram_range", [1, 4], r"vocab\.ngram_range = \[1, 4\] is not allowed"),
         ("vectorize", "weighting", "bm25", r"vectorize\.weighting = 'bm25' .*one of binary, count, tfidf"),
         ("model", "dropout", 1, r"model\.dropout = 1 .*a number from 0 to less than 1"),
-        ("model", "l2", -0.1, r"model\.l2 = -0\.1 .*a number >= 0"),
+        ("model", "l2", -0.1, r"model\.l2 = -0\.1 .*a finite number >= 0"),
         ("model", "nb_scaling", "yes", r"model\.nb_scaling = 'yes' .*true or false"),
         # upper bounds: values no run on a 1 GB stage survives are refused before TensorFlow loads
         ("model", "units", 1_000_000_000, r"model\.units = 1000000000 is not allowed; expected an integer from 1 to"),
@@ -182,31 +182,66 @@ def test_dvc_yaml_lists_every_key_of_each_section_a_stage_reads():
         assert _stage_params(stage) == set()
 
 
+def _module_file(name: str) -> Path:
+    path = ROOT / "pipeline" / name.replace(".", "/")
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
 def _pipeline_imports(module: str) -> set[str]:
-    """Every pipeline module a stage module imports, directly or through another."""
+    """Every pipeline file a stage module imports, directly or through another. A package's
+    modules all count: pipeline/sources/ is chosen from by params, at run time."""
     seen, todo = set(), [module]
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
-        tree = ast.parse((ROOT / "pipeline" / f"{name}.py").read_text())
-        for node in ast.walk(tree):
+        path = _module_file(name)
+        if path.name == "__init__.py":
+            todo += [f"{name}.{file.stem}" for file in path.parent.glob("*.py") if file.stem != "__init__"]
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module == "pipeline":
                 todo += [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline."):
-                todo.append(node.module.split(".")[1])
-    return seen
+                todo.append(node.module.removeprefix("pipeline."))
+    return {_module_file(name).relative_to(ROOT).as_posix() for name in seen}
 
 
 @pytest.mark.parametrize("stage", list(_stages()))
 def test_each_stage_depends_on_exactly_the_code_it_runs(stage):
     code_deps = {d for d in _stages()[stage]["deps"] if d.startswith("pipeline/")}
     module = _stages()[stage]["cmd"].split("python -m pipeline.")[1]
-    assert code_deps == {f"pipeline/{name}.py" for name in _pipeline_imports(module)}
+    assert code_deps == _pipeline_imports(module)
 
 
 @pytest.mark.parametrize("stage", ["download", "vocab", "vectorize", "evaluate", "plot", "predict", "inference"])
 def test_stages_that_train_nothing_never_import_tensorflow(stage):
     check = f"import sys, pipeline.{stage}; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", check], cwd=ROOT).returncode == 0
+
+
+@pytest.mark.parametrize("value, message", [
+    ("1" + "0" * 400, r"model\.learning_rate = 1000.*0000 is not allowed; expected a finite number > 0"),
+    (".inf", r"model\.learning_rate = inf is not allowed; expected a finite number > 0"),
+    (".nan", r"model\.learning_rate = nan is not allowed"),
+    ("2001-13-45", r"has a value that cannot be read \('month must be in 1\.\.12'\)"),
+    ("!!int 'abc'", r"has a value that cannot be read"),
+    ("9" * 5000, r"has a value that cannot be read \('Exceeds the limit \(4300 dig"),
+])
+def test_values_yaml_cannot_build_or_no_fit_survives_are_one_line(tmp_path, value, message):
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text().replace("learning_rate: 0.001", f"learning_rate: {value}"))
+    with pytest.raises(UserError, match=message) as error:
+        load_params(path)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 300
+
+
+def test_an_alias_bomb_is_named_in_a_short_line(tmp_path):
+    # ten levels of nine references: 9**10 leaves, in 300 bytes of YAML
+    bomb = "[&a0 [x, x, x, x, x, x, x, x, x]" + "".join(
+        f", &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 10)) + "]"
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text().replace("units: 16", f"units: {bomb}"))
+    with pytest.raises(ParamsError, match=r"^params\.yaml: model\.units = \[\['x', 'x', 'x', 'x', \.\.\.\], ") as error:
+        load_params(path)
+    assert len(str(error.value)) < 250

@@ -37,7 +37,7 @@ def check_outputs(path, num_words):
     n = 2 * PER_FOLDER
     for split in ("train", "test"):
         raw = pq.read_table(path / f"data/raw/{split}.parquet")
-        assert raw.column_names == ["id", "rating", "label", "text"] and raw.num_rows == n
+        assert raw.column_names == ["id", "label", "text"] and raw.num_rows == n
         encoded = pq.read_table(path / f"data/encoded/{split}.parquet")
         sequences = encoded["sequence"].to_pylist()
         assert all(s[0] == 1 for s in sequences)
@@ -46,10 +46,13 @@ def check_outputs(path, num_words):
         assert x.shape == (n, num_words) and x.has_sorted_indices
         twin = pq.read_table(path / f"data/features/{split}.parquet")
         assert twin["indices"].to_pylist() == [sorted(set(s)) for s in sequences]
-        assert twin["label"].to_pylist() == raw["label"].to_pylist() == encoded["label"].to_pylist()
+        classes = ["negative", "positive"]
+        assert twin["label"].to_pylist() == encoded["label"].to_pylist()
+        assert [classes[i] for i in encoded["label"].to_pylist()] == raw["label"].to_pylist()
 
     word_index = json.loads((path / "data/vocab/word_index.json").read_text())
     assert sorted(word_index.values()) == list(range(1, len(word_index) + 1))
+    assert json.loads((path / "data/vocab/classes.json").read_text()) == ["negative", "positive"]
     assert (path / "data/vocab/decoded_samples.txt").read_text().startswith("# train review 0: id 0")
     assert (path / "data/model/model.keras").stat().st_size > 0
 

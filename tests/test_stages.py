@@ -72,6 +72,32 @@ def test_metrics_are_scikit_learns():
     np.testing.assert_array_equal(evaluate.roc_curve(y_true, probabilities), (fpr, tpr))
 
 
+def test_metrics_of_more_classes_are_scikit_learns():
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(4)
+    y_true = rng.integers(0, 5, 3000)
+    probabilities = rng.random((3000, 5)) + np.eye(5)[y_true] * rng.random((3000, 1))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    y_pred = probabilities.argmax(axis=1)
+    classes = [1, 2, 3, "four", "five"]
+    report = evaluate.test_metrics("binary_crossentropy", y_true, probabilities.astype("float32"), classes)
+    assert report["accuracy"] == round(skm.accuracy_score(y_true, y_pred), 6)
+    assert report["macro_f1"] == round(skm.f1_score(y_true, y_pred, average="macro"), 6)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(y_true, y_pred)
+    for i, name in enumerate(classes):
+        assert report["per_class"][str(name)] == {
+            "precision": round(precision[i], 6), "recall": round(recall[i], 6), "f1": round(f1[i], 6),
+            "support": int(support[i]),
+        }
+    assert report["confusion_matrix"] == skm.confusion_matrix(y_true, y_pred).tolist()
+    assert report["loss"] == round(skm.log_loss(y_true, probabilities), 6)
+    assert "roc_auc" not in report
+    rows = evaluate.confusion_rows(y_true[:3], probabilities[:3], classes)
+    assert rows == sorted([[classes[a], classes[p]] for a, p in zip(y_true[:3], y_pred[:3], strict=True)],
+                          key=lambda r: (classes.index(r[0]), classes.index(r[1])))
+
+
 def test_validation_summary_reports_the_best_epoch():
     assert evaluate.validation_summary(HISTORY) == {
         "best_epoch": 2,
@@ -94,7 +120,7 @@ def test_roc_rows_span_the_unit_square_and_never_fall():
 
 
 def test_confusion_rows_are_one_sorted_pair_per_review():
-    rows = evaluate.confusion_rows(np.array([1, 0, 1, 0]), np.array([0.9, 0.7, 0.2, 0.1]))
+    rows = evaluate.confusion_rows(np.array([1, 0, 1, 0]), np.array([0.9, 0.7, 0.2, 0.1]), ["neg", "pos"])
     assert rows == [[0, 0], [0, 1], [1, 0], [1, 1]]
 
 
@@ -133,8 +159,8 @@ def test_weighted_features_keep_their_values_in_the_parquet_twin():
 
 
 def test_decoded_samples_show_label_and_words():
-    raw = pa.table({"id": [7], "rating": [9], "label": [1], "text": ["Just brilliant"]})
+    raw = pa.table({"id": [7], "label": ["positive"], "text": ["Just brilliant"]})
     word_index = {"just": 1, "brilliant": 2}
     sequences = pa.array([text.encode("Just brilliant", text.word_to_index(word_index, 100))])
     sample = vocab.decoded_samples(raw, sequences, word_index)
-    assert sample == "# train review 0: id 7, rating 9, label 1 (positive)\n? just brilliant\n"
+    assert sample == "# train review 0: id 7, label positive\n? just brilliant\n"

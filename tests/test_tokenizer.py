@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import corpus, text
+from pipeline.sources import imdb
 
 ARCHIVE = os.environ.get("IMDB_ARCHIVE")
 
@@ -138,9 +139,7 @@ def test_scoring_one_review_does_not_load_arrow_compute():
 @pytest.mark.realdata
 @pytest.mark.skipif(not ARCHIVE, reason="set IMDB_ARCHIVE to a copy of aclImdb_v1.tar.gz to run on the real reviews")
 def test_every_real_review_tokenizes_as_the_reference_does():
-    from pipeline import download
-
-    texts = [review.text for review in download.read_archive(Path(ARCHIVE)).reviews]
+    texts = [review.text for review in imdb.read_archive(Path(ARCHIVE)).reviews]
     assert len(texts) == 50_000
     for start in range(0, len(texts), 5000):  # a slice at a time: every word as a str is a lot
         some = texts[start : start + 5000]

@@ -1,0 +1,236 @@
+"""Labeled texts of your own: the table and folders sources, and more than two classes.
+
+The boundary is real when every source writes the same data/raw from the same
+reviews: a generated archive's reviews, exported to each table format and to folders
+per class, must give the bytes the archive gives, and the same metrics.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from pipeline import download
+from pipeline.cli import run
+from testbed.archives import official_extras, review_members, write_archive
+from testbed.project import make_project
+from tests.test_pipeline import PER_FOLDER, SMALL
+
+ROOT = Path(__file__).resolve().parents[1]
+FORMATS = {"csv": "reviews.csv", "tsv": "reviews.tsv", "jsonl": "reviews.jsonl", "parquet": "reviews.parquet"}
+TABLE = {"source": "table", "split_column": "split", "id_column": "id"}
+
+
+def export(raw: dict[str, pa.Table], folder: Path) -> dict[str, dict]:
+    """The raw splits as each table format and as folders; {name: download params for it}."""
+    rows = [
+        {"id": row["id"], "text": row["text"], "label": row["label"], "split": split}
+        for split, table in raw.items()
+        for row in table.to_pylist()
+    ]
+    for fmt, name in FORMATS.items():
+        path = folder / name
+        if fmt in ("csv", "tsv"):
+            with open(path, "w", newline="", encoding="utf-8") as stream:
+                writer = csv.DictWriter(stream, fieldnames=list(rows[0]), delimiter="\t" if fmt == "tsv" else ",")
+                writer.writeheader()
+                writer.writerows(rows)
+        elif fmt == "jsonl":
+            path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        else:
+            pq.write_table(pa.Table.from_pylist(rows), path)
+    for row in rows:
+        file = folder / "reviews" / row["split"] / row["label"] / f"{row['id']}.txt"
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_bytes(row["text"].encode("utf-8"))
+    return {fmt: {**TABLE, "path": name} for fmt, name in FORMATS.items()} | {
+        "folders": {"source": "folders", "path": "reviews"}
+    }
+
+
+def download_stage(project: Path, monkeypatch, capsys, **download_params) -> tuple[int, str]:
+    """The download stage in `project` with these download params: (exit status, stderr)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["download"].update(download_params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(project)
+    try:
+        run(download.main)
+        status = 0
+    except SystemExit as stopped:
+        status = stopped.code
+    return status, capsys.readouterr().err
+
+
+@pytest.fixture
+def archive(tmp_path):
+    return write_archive(tmp_path / "aclImdb_v1.tar.gz", {**review_members(6, seed=2), **official_extras()})
+
+
+def test_every_source_writes_the_bytes_the_archive_gives(tmp_path, archive, monkeypatch, capsys):
+    monkeypatch.setenv("IMDB_ARCHIVE", str(archive))
+    assert download_stage(tmp_path, monkeypatch, capsys, reviews_per_folder=6)[0] == 0
+    expected = {split: (tmp_path / f"data/raw/{split}.parquet").read_bytes() for split in ("train", "test")}
+    raw = {split: pq.read_table(tmp_path / f"data/raw/{split}.parquet") for split in expected}
+    sources = export(raw, tmp_path)
+    for name, params in sources.items():
+        status, err = download_stage(tmp_path, monkeypatch, capsys, **params)
+        assert status == 0, f"{name}: {err}"
+        for split, data in expected.items():
+            assert (tmp_path / f"data/raw/{split}.parquet").read_bytes() == data, f"{name} {split}"
+
+
+def test_a_table_without_a_split_holds_out_a_seeded_stratified_share(tmp_path, monkeypatch, capsys):
+    labels = ["a"] * 50 + ["b"] * 30 + ["c"] * 20
+    pq.write_table(pa.table({"text": [f"text {i}" for i in range(100)], "label": labels, "extra": list(range(100))}),
+                   tmp_path / "t.parquet")
+    written = []
+    for seed in (1, 1, 2):
+        assert download_stage(tmp_path, monkeypatch, capsys, source="table", path="t.parquet", seed=seed,
+                              test_size=0.2)[0] == 0
+        test = pq.read_table(tmp_path / "data/raw/test.parquet")
+        written.append(test)
+        assert [test["label"].to_pylist().count(c) for c in "abc"] == [10, 6, 4]  # 20% of each class
+        assert test.column_names == ["id", "label", "text", "extra"]  # further columns travel
+        assert test["extra"].to_pylist() == test["id"].to_pylist()  # with their rows
+    assert written[0].equals(written[1]) and not written[0].equals(written[2])
+    train = pq.read_table(tmp_path / "data/raw/train.parquet")
+    assert sorted(train["id"].to_pylist() + written[-1]["id"].to_pylist()) == list(range(100))
+
+
+BAD_TABLES = {
+    "a missing column": ("t.csv", "id,review,label\n1,good,pos\n", {},
+                         "t.csv has no column 'text' (download.text_column); its columns: id, review, label"),
+    "an empty file": ("t.csv", "", {}, "t.csv is not a readable csv file after row 0: Empty CSV file"),
+    "a header alone": ("t.csv", "text,label\n", {}, "t.csv has no rows: expected a header and one labeled text"),
+    "an empty text": ("t.csv", "text,label\ngood,pos\n,neg\n", {}, "t.csv row 2 (the header not counted) has no text"),
+    "a missing label": ("t.jsonl", '{"text": "good", "label": "pos"}\n{"text": "bad"}\n', {},
+                        "t.jsonl row 2 (the header not counted) has no label"),
+    "mixed label types": ("t.jsonl", '{"text": "good", "label": 1}\n{"text": "bad", "label": "neg"}\n', {},
+                          "t.jsonl is not a readable jsonl file after row 0: JSON parse error: Column(/label) changed"),
+    "a ragged row": ("t.csv", "text,label\ngood,pos\nbad,neg,extra\n", {},
+                     "t.csv is not a readable csv file after row 0: CSV parse error: Expected 2 columns, got 3"),
+    "text that is not UTF-8": ("t.csv", b"text,label\ngood,pos\nb\xffd,neg\n", {},
+                               "t.csv is not a readable csv file after row 0: In CSV column #0: CSV conversion "
+                               "error to string: invalid UTF8 data"),
+    "an unknown split": ("t.csv", "text,label,part\ngood,pos,train\nbad,neg,dev\n", {"split_column": "part"},
+                         "t.csv row 2 (the header not counted): the split is 'dev'; expected train or test"),
+    "no test rows": ("t.csv", "text,label,part\ngood,pos,train\nbad,neg,train\n", {"split_column": "part"},
+                     "download.source = table (t.csv): the test split has no reviews"),
+    "a column that clashes": ("t.csv", "id,text,label\n1,good,pos\n", {},
+                              "t.csv has a column 'id' that is not download.id_column (none): data/raw names its own"),
+    "float labels": ("t.csv", "text,label\ngood,1.5\nbad,2.5\n", {},
+                     "t.csv: the labels (label) are double; expected text or integers"),
+    "an unknown extension": ("t.txt", "text,label\n", {}, "download.path = t.txt: cannot tell the format from .txt"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TABLES))
+def test_a_bad_table_is_one_line_naming_the_file_the_row_and_what_was_expected(tmp_path, monkeypatch, capsys, case):
+    name, content, params, message = BAD_TABLES[case]
+    (tmp_path / name).write_bytes(content.encode() if isinstance(content, str) else content)
+    status, err = download_stage(tmp_path, monkeypatch, capsys, source="table", path=name, **params)
+    assert status == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "data").exists()  # nothing written
+
+
+BAD_FOLDERS = {
+    "a stray file in a class folder": ({"train/pos/1.txt": b"good", "train/pos/notes.md": b"x"},
+                                       "train/pos/notes.md does not belong in a class folder"),
+    "a file where a class folder belongs": ({"train/pos/1.txt": b"good", "train/readme.txt": b"x"},
+                                            "train/readme.txt is a file where a class folder belongs"),
+    "a folder that is no split": ({"train/pos/1.txt": b"good", "dev/pos/2.txt": b"x"},
+                                  "dev does not belong in"),
+    "no train folder": ({"test/pos/1.txt": b"good"}, "has no train folder"),
+    "text that is not UTF-8": ({"train/pos/1.txt": b"good", "train/neg/2.txt": b"b\xffd"},
+                               "train/neg/2.txt is not UTF-8 text (byte 2): save it as UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FOLDERS))
+def test_bad_folders_are_one_line_naming_the_path(tmp_path, monkeypatch, capsys, case):
+    files, message = BAD_FOLDERS[case]
+    for name, data in files.items():
+        (tmp_path / "texts" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "texts" / name).write_bytes(data)
+    (tmp_path / "texts" / ".DS_Store").write_bytes(b"ignored: a dot file")
+    status, err = download_stage(tmp_path, monkeypatch, capsys, source="folders", path="texts")
+    assert status == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_folders_without_a_test_split_hold_one_out(tmp_path, monkeypatch, capsys):
+    for label, count in (("alpha", 10), ("beta", 10), ("gamma", 5)):
+        for number in range(count):
+            path = tmp_path / "texts" / "train" / label / f"{label}-{number}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{label} words {number}")
+    status, err = download_stage(tmp_path, monkeypatch, capsys, source="folders", path="texts", test_size=0.2)
+    assert status == 0, err
+    test = pq.read_table(tmp_path / "data/raw/test.parquet")
+    assert test.schema.field("id").type == pa.string()  # file names that are not numbers
+    assert sorted(test["label"].to_pylist()) == ["alpha", "alpha", "beta", "beta", "gamma"]
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.mark.e2e
+def test_each_source_gives_the_archives_metrics(tmp_path):
+    archive = write_archive(tmp_path / "aclImdb_v1.tar.gz", {**review_members(PER_FOLDER, seed=5), **official_extras()})
+    reference = make_project(tmp_path / "imdb", archive, **SMALL)
+    reference.repro()
+    metrics = (reference.path / "metrics/metrics.json").read_bytes()
+    raw = {split: pq.read_table(reference.path / f"data/raw/{split}.parquet") for split in ("train", "test")}
+    for name in ("csv", "folders"):
+        project = make_project(tmp_path / name, archive, **SMALL)
+        sources = export(raw, project.path / "datasets")
+        project.set_params(download={**sources[name], "path": f"datasets/{sources[name]['path']}"})
+        project.repro()
+        assert (project.path / "metrics/metrics.json").read_bytes() == metrics, name
+        for split in raw:
+            raw_file = f"data/raw/{split}.parquet"
+            assert (project.path / raw_file).read_bytes() == (reference.path / raw_file).read_bytes()
+
+
+@pytest.mark.e2e
+def test_the_example_tickets_train_a_classifier_of_four_classes(tmp_path):
+    archive = write_archive(tmp_path / "unused.tar.gz", {})
+    project = make_project(
+        tmp_path / "project", archive,
+        download={"source": "table", "path": "datasets/tickets.csv", "id_column": "id"},
+        vocab={"num_words": 200}, validate={"val_size": 200, "epochs": 6}, train={"epochs": 6},
+        model={"batch_size": 64, "learning_rate": 0.01},
+    )
+    (project.path / "datasets" / "tickets.csv").write_bytes((ROOT / "datasets/tickets.csv").read_bytes())
+    project.repro()
+    classes = ["billing", "bug", "login", "shipping"]
+    assert json.loads((project.path / "data/vocab/classes.json").read_text()) == classes
+    test = json.loads((project.path / "metrics/metrics.json").read_text())["test"]
+    assert set(test) == {"loss", "accuracy", "macro_f1", "per_class", "confusion_matrix"}
+    assert list(test["per_class"]) == classes and len(test["confusion_matrix"]) == 4
+    held_out = pq.read_table(project.path / "data/raw/test.parquet")
+    assert sum(map(sum, test["confusion_matrix"])) == held_out.num_rows  # a fifth of each class of 1,200
+    assert 230 <= held_out.num_rows <= 250
+    assert test["accuracy"] > 0.5  # four classes: chance is about 0.25
+    assert (project.path / "metrics/roc.csv").read_text() == "fpr,tpr\n"  # no ROC curve for four classes
+    confusion = (project.path / "metrics/confusion.csv").read_text().splitlines()
+    assert confusion[0] == "actual,predicted" and {row.split(",")[0] for row in confusion[1:]} == set(classes)
+    assert held_out.column_names == ["id", "label", "text", "channel"]
+
+    scored = project.run("imdb-predict", "--json", "--top-k", "2", "my invoice charged twice, refund please")
+    record = json.loads(scored.stdout)
+    assert record["label"] in classes and list(record["probabilities"])[0] == record["label"]
+    assert len(record["probabilities"]) == 2 and record["probability"] == record["probabilities"][record["label"]]
+    text = project.run("imdb-predict", "--top-k", "3", "--explain", "the app crash error again").stdout.splitlines()
+    label = text[0].split()[0]
+    assert text[1].startswith("  top: " + label) and text[2].startswith(f"  towards {label}:")
+    assert text[3].startswith(f"  towards other than {label}:")
+
+    refused = project.set_params(model={"nb_scaling": True}) or project.dvc("repro", check=False)
+    assert refused.returncode != 0 and "error: params.yaml: model.nb_scaling = true needs two classes" in (
+        refused.stdout + refused.stderr)
