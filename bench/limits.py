@@ -182,7 +182,7 @@ def main() -> None:
         "limits in `pipeline/limits.py`). Clean: exit 0, 1 or 2, every error one line, no traceback, within the",
         "budget.",
         "",
-        f"Commit {code_version()}; {machine()}.",
+        f"Run at {code_version()}; {machine()}.",
         "",
         "| kind | case | outcome | time | peak memory | clean |",
         "| --- | --- | --- | --- | --- | --- |",

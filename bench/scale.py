@@ -9,11 +9,15 @@ download → vocab → vectorize (`dvc repro vectorize`, `download.reviews_per_f
 stage's wall time and peak memory per scale, a least-squares line of time against
 size, and the checks: at 8×, time ≤ 9 × the 1× time and peak memory ≤ 1 GB.
 
-    python -m bench.scale [--scales 1 2 4 8] [--out bench/scale.md]
+    python -m bench.scale [--scales 1 2 4 8] [--source imdb|table] [--out bench/scale.md]
+
+With --source table the same corpora are written as one CSV file each and read by
+the table source (report: bench/scale-table.md).
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import random
 import re
@@ -27,7 +31,7 @@ from pathlib import Path
 from bench.probe import Measurement
 from bench.report import MAX_STAGE_BYTES
 from bench.run import code_version, machine, measured_repro, progress, real_archive
-from pipeline import files, labels
+from pipeline import files
 from pipeline.cli import run
 from pipeline.sources import imdb
 from testbed.project import make_project
@@ -61,29 +65,49 @@ def sources(archive: Path) -> dict[tuple[str, str], Source]:
     return dict(found)
 
 
-def write_corpus(path: Path, real: dict[tuple[str, str], Source], scale: int) -> int:
-    """An archive of scale × the real reviews per folder; returns reviews per folder."""
-    per_folder = REAL_PER_FOLDER * scale
+def corpus(real: dict[tuple[str, str], Source], scale: int):
+    """(split, folder, id, rating, text) of each review of scale × the real reviews per folder."""
     rng = random.Random(f"{SEED}-{scale}")
+    for (split, folder), source in sorted(real.items()):
+        for review_id in range(REAL_PER_FOLDER * scale):
+            count, rating = rng.choice(source.shapes)
+            yield split, folder, review_id, rating, " ".join(rng.choice(source.sentences) for _ in range(count))
+
+
+def write_archive(path: Path, real: dict[tuple[str, str], Source], scale: int) -> None:
+    """The corpus as an archive in the aclImdb layout."""
     with tarfile.open(path, "w:gz", compresslevel=1) as archive:
-        for (split, folder), source in sorted(real.items()):
-            for review_id in range(per_folder):
-                count, rating = rng.choice(source.shapes)
-                text = " ".join(rng.choice(source.sentences) for _ in range(count)).encode("utf-8")
-                info = tarfile.TarInfo(f"aclImdb/{split}/{folder}/{review_id}_{rating}.txt")
-                info.size = len(text)
-                archive.addfile(info, io.BytesIO(text))
-    return per_folder
+        for split, folder, review_id, rating, text in corpus(real, scale):
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(f"aclImdb/{split}/{folder}/{review_id}_{rating}.txt")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
 
 
-def measure_scale(workdir: Path, real: dict, scale: int) -> dict[str, Measurement]:
+def write_table(path: Path, real: dict[tuple[str, str], Source], scale: int) -> None:
+    """The corpus as one CSV file (id, label, split, rating, text), for the table source."""
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["id", "label", "split", "rating", "text"])
+        for split, folder, review_id, rating, text in corpus(real, scale):
+            label = imdb.NAMES[imdb.FOLDERS.index(folder)]
+            writer.writerow([review_id, label, split, rating, text])
+
+
+def measure_scale(workdir: Path, real: dict, scale: int, source: str) -> dict[str, Measurement]:
     folder = workdir / f"x{scale}"
     folder.mkdir()
     try:
-        progress(f"{scale}x: writing the corpus")
+        progress(f"{scale}x: writing the corpus ({source})")
+        per_folder = REAL_PER_FOLDER * scale
         archive = folder / "aclImdb_v1.tar.gz"
-        per_folder = write_corpus(archive, real, scale)
-        project = make_project(folder / "project", archive, download={"reviews_per_folder": per_folder})
+        if source == "imdb":
+            write_archive(archive, real, scale)
+            project = make_project(folder / "project", archive, download={"reviews_per_folder": per_folder})
+        else:
+            table = {"source": "table", "path": "datasets/corpus.csv", "id_column": "id", "split_column": "split"}
+            project = make_project(folder / "project", archive, download=table)
+            write_table(project.path / "datasets" / "corpus.csv", real, scale)
         progress(f"{scale}x: dvc repro vectorize ({per_folder * len(real)} reviews)")
         _, stages = measured_repro(project, folder, "vectorize", stages=DATA_STAGES)
         return stages
@@ -100,14 +124,19 @@ def fit_line(sizes: list[float], times: list[float]) -> tuple[float, float]:
     return mean_y - slope * mean_x, slope
 
 
-def report(results: dict[int, dict[str, Measurement]], machine_line: str, version: str) -> str:
+def report(results: dict[int, dict[str, Measurement]], machine_line: str, version: str, source: str = "imdb") -> str:
     scales = sorted(results)
+    fed = (
+        "written as an archive in the aclImdb layout, read by the imdb source" if source == "imdb"
+        else "written as one CSV file, read by the table source (`--source table`)"
+    )
     lines = [
-        "# Data stages against corpus size",
+        f"# Data stages against corpus size ({source} source)",
         "",
-        f"Generated by `python -m bench.scale` on {machine_line}; {version}.",
-        "Corpora built from the real reviews (sentences redrawn within each split and label); "
-        f"{REAL_PER_FOLDER * len(labels.FOLDERS) * 2:,} reviews at 1x.",
+        f"Generated by `python -m bench.scale{' --source table' if source == 'table' else ''}` on {machine_line}; "
+        f"{version}.",
+        "Corpora built from the real reviews (sentences redrawn within each split and label), "
+        f"{fed}; {REAL_PER_FOLDER * len(imdb.FOLDERS) * 2:,} reviews at 1x.",
         "",
         "| stage | " + " | ".join(f"{s}x wall (s) | {s}x peak (MB)" for s in scales) + " |",
         "| --- | " + " | ".join("--- | ---" for _ in scales) + " |",
@@ -134,18 +163,20 @@ def report(results: dict[int, dict[str, Measurement]], machine_line: str, versio
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=list(SCALES))
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--source", choices=("imdb", "table"), default="imdb")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    out = args.out or (RESULTS if args.source == "imdb" else BENCH_DIR / "scale-table.md")
     machine_line, version = machine(), code_version()
     progress("reading the real reviews")
     real = sources(real_archive())
     workdir = Path(tempfile.mkdtemp(prefix="imdb-scale-"))
     try:
-        results = {scale: measure_scale(workdir, real, scale) for scale in sorted(args.scales)}
+        results = {scale: measure_scale(workdir, real, scale, args.source) for scale in sorted(args.scales)}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    text = report(results, machine_line, version)
-    files.write_text(args.out, text)
+    text = report(results, machine_line, version, args.source)
+    files.write_text(out, text)
     print(text, end="")
 
 

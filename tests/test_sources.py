@@ -234,3 +234,22 @@ def test_the_example_tickets_train_a_classifier_of_four_classes(tmp_path):
     refused = project.set_params(model={"nb_scaling": True}) or project.dvc("repro", check=False)
     assert refused.returncode != 0 and "error: params.yaml: model.nb_scaling = true needs two classes" in (
         refused.stdout + refused.stderr)
+
+
+def test_the_scale_benchmarks_table_holds_the_reviews_its_archive_holds(tmp_path, monkeypatch, capsys):
+    from bench import scale
+
+    real = {
+        (split, folder): scale.Source([(2, 8 if folder == "pos" else 2)], [f"{folder} {split} one.", "two!"])
+        for split in ("train", "test") for folder in ("neg", "pos")
+    }
+    monkeypatch.setattr(scale, "REAL_PER_FOLDER", 3)
+    scale.write_archive(tmp_path / "a.tar.gz", real, 1)
+    monkeypatch.setenv("IMDB_ARCHIVE", str(tmp_path / "a.tar.gz"))
+    assert download_stage(tmp_path, monkeypatch, capsys, reviews_per_folder=3)[0] == 0
+    from_archive = pq.read_table(tmp_path / "data/raw/train.parquet")
+    scale.write_table(tmp_path / "corpus.csv", real, 1)
+    table = {"source": "table", "path": "corpus.csv", "id_column": "id", "split_column": "split"}
+    assert download_stage(tmp_path, monkeypatch, capsys, **table)[0] == 0
+    from_table = pq.read_table(tmp_path / "data/raw/train.parquet")
+    assert from_table.drop_columns(["rating"]).equals(from_archive) and from_table.num_rows == 6
