@@ -166,6 +166,7 @@ def _outcome(result: Limited, folder: str) -> str:
 
 
 def main() -> None:
+    run_at = f"{code_version()}; {machine()}"  # as the run starts: the tree it measures
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for kind, name, run in cases(Path(folder)):
@@ -182,7 +183,7 @@ def main() -> None:
         "limits in `pipeline/limits.py`). Clean: exit 0, 1 or 2, every error one line, no traceback, within the",
         "budget.",
         "",
-        f"Run at {code_version()}; {machine()}.",
+        f"Run at {run_at}.",
         "",
         "| kind | case | outcome | time | peak memory | clean |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -65,10 +65,13 @@ class Spool:
         self.ids.append(row if review.id is None else review.id)
         self.labels.append(review.label)
         for name, value in review.extras.items():
-            self.extras.setdefault(name, [None] * row).append(value)
-        for values in self.extras.values():
-            if len(values) == row:
-                values.append(None)
+            if name not in self.extras:  # a column first seen here: None for the rows before
+                self.extras[name] = [None] * row
+            self.extras[name].append(value)
+        if len(review.extras) < len(self.extras):
+            for values in self.extras.values():
+                if len(values) == row:
+                    values.append(None)
         self.size += len(data)
 
     def split_rows(self) -> dict[str, np.ndarray]:

@@ -17,12 +17,9 @@ from hypothesis import strategies as st
 
 from pipeline import cli, inference, limits, predict
 from pipeline.params import ModelParams, TrainParams, VectorizeParams, VocabParams
-from testbed.archives import official_extras, review_members, write_archive
 from testbed.limited import predict as predict_command
 from testbed.limited import run_limited
-from testbed.project import make_project
-from tests.test_pipeline import PER_FOLDER
-from tests.test_predict import PREDICT_PARAMS
+from tests.test_predict import built_project
 
 NUM_WORDS = 200
 VOCABULARY = [f"word{rank}" for rank in range(1, NUM_WORDS - 3)]
@@ -248,10 +245,7 @@ def test_one_json_reader_refuses_what_it_should_not_take(value, message):
 
 @pytest.fixture(scope="module")
 def committed_project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("refused")
-    archive = write_archive(root / "aclImdb_v1.tar.gz", {**review_members(PER_FOLDER, seed=5), **official_extras()})
-    project = make_project(root / "project", archive, **PREDICT_PARAMS)
-    project.repro()
+    project = built_project(tmp_path_factory.mktemp("refused"))
     project.run("git", "add", "-A")
     project.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a run")
     return project

@@ -313,15 +313,6 @@ HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("case", list(HOSTILE))
-def test_a_damaged_or_hostile_bundle_is_one_error_naming_the_file(tmp_path, case):
-    data, message = HOSTILE[case]
-    path = tmp_path / "bundle.npz"
-    path.write_bytes(data)
-    with pytest.raises(BundleError) as error:
-        read_bundle(path)
-    text = str(error.value)
-    assert str(path) in text and message in text and "\n" not in text
 
 
 def header_only(shape) -> bytes:
@@ -398,7 +389,7 @@ def _repeated_member() -> bytes:
     return stream.getvalue()
 
 
-MORE_HOSTILE = {
+HOSTILE |= {
     "a repeated member": (_repeated_member(), "the member bias_0.npy appears more than once"),
     "a Fortran-order array": (
         with_member("kernel_0.npy", npy(np.asfortranarray(np.zeros((NUM_WORDS, 4), "float32")))),
@@ -431,9 +422,11 @@ MORE_HOSTILE = {
 }
 
 
-@pytest.mark.parametrize("case", list(MORE_HOSTILE))
-def test_more_hostile_bundles_are_one_line_naming_what_is_wrong(tmp_path, case):
-    data, message = MORE_HOSTILE[case]
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_damaged_or_hostile_bundle_is_one_error_naming_the_file(tmp_path, case):
+    data, message = HOSTILE[case]
     path = tmp_path / "bundle.npz"
     path.write_bytes(data)
     with pytest.raises(BundleError) as error:

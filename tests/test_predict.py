@@ -43,32 +43,28 @@ BAD = "Boring and awful, the plot was a mess"
 NO_KNOWN_WORD = "Xyzzy 🎬 ☃"
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict")
+def built_project(root: Path, **changes):
+    """The small pipeline the scoring tests use, run: generated reviews, PREDICT_PARAMS and changes."""
     archive = write_archive(root / "aclImdb_v1.tar.gz", {**review_members(PER_FOLDER, seed=5), **official_extras()})
-    project = make_project(root / "project", archive, **PREDICT_PARAMS)
+    project = make_project(root / "project", archive, **{**PREDICT_PARAMS, **changes})
     project.repro()
     return project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return built_project(tmp_path_factory.mktemp("predict"))
 
 
 @pytest.fixture(scope="module")
 def improved_project(tmp_path_factory):
     """The same reviews through every non-default feature: word pairs, TF-IDF, NB scaling."""
-    root = tmp_path_factory.mktemp("predict-improved")
-    archive = write_archive(root / "aclImdb_v1.tar.gz", {**review_members(PER_FOLDER, seed=5), **official_extras()})
-    project = make_project(
-        root / "project",
-        archive,
-        **{
-            **PREDICT_PARAMS,
-            "vocab": {"num_words": 300, "ngram_range": [1, 2]},
-            "vectorize": {"weighting": "tfidf"},
-            "model": {**PREDICT_PARAMS["model"], "nb_scaling": True},
-        },
+    return built_project(
+        tmp_path_factory.mktemp("predict-improved"),
+        vocab={"num_words": 300, "ngram_range": [1, 2]},
+        vectorize={"weighting": "tfidf"},
+        model={**PREDICT_PARAMS["model"], "nb_scaling": True},
     )
-    project.repro()
-    return project
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pipeline import download
-from pipeline.cli import run
+from pipeline.cli import UserError, run
 from testbed.archives import official_extras, review_members, write_archive
 from testbed.project import make_project
 from tests.test_pipeline import PER_FOLDER, SMALL
@@ -186,7 +186,7 @@ def test_each_source_gives_the_archives_metrics(tmp_path):
     reference.repro()
     metrics = (reference.path / "metrics/metrics.json").read_bytes()
     raw = {split: pq.read_table(reference.path / f"data/raw/{split}.parquet") for split in ("train", "test")}
-    for name in ("csv", "folders"):
+    for name in (*FORMATS, "folders"):
         project = make_project(tmp_path / name, archive, **SMALL)
         sources = export(raw, project.path / "datasets")
         project.set_params(download={**sources[name], "path": f"datasets/{sources[name]['path']}"})
@@ -253,3 +253,28 @@ def test_the_scale_benchmarks_table_holds_the_reviews_its_archive_holds(tmp_path
     assert download_stage(tmp_path, monkeypatch, capsys, **table)[0] == 0
     from_table = pq.read_table(tmp_path / "data/raw/train.parquet")
     assert from_table.drop_columns(["rating"]).equals(from_archive) and from_table.num_rows == 6
+
+
+def test_the_classes_are_the_training_splits_and_a_test_label_outside_them_is_one_line(tmp_path, monkeypatch):
+    from pipeline import vocab
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/raw").mkdir(parents=True)
+
+    def raw(train_labels, test_labels):
+        for split, labels in (("train", train_labels), ("test", test_labels)):
+            pq.write_table(pa.table({"id": list(range(len(labels))), "label": labels, "text": ["t"] * len(labels)}),
+                           tmp_path / f"data/raw/{split}.parquet")
+
+    raw([10, 2, 7, 2], [7, 10])
+    assert vocab.split_classes().to_pylist() == [2, 7, 10]  # numbers by value
+    raw(["pos", "Neg", "neu", "neu"], ["pos"])
+    assert vocab.split_classes().to_pylist() == ["Neg", "neu", "pos"]  # text by code point
+    raw(["pos", "pos"], ["pos"])
+    with pytest.raises(UserError, match=r"train\.parquet: the training split has a single class \('pos'\): a "
+                       r"classifier needs two or more$"):
+        vocab.split_classes()
+    raw(["pos", "neg"], ["pos", "meh", "meh", "bad"])
+    with pytest.raises(UserError, match=r"test\.parquet: labels never seen in training: 'meh' \(2 reviews\), 'bad' "
+                       r"\(1 reviews\); a model can only predict the training split's classes \(2\)$"):
+        vocab.split_classes()
