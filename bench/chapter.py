@@ -84,9 +84,9 @@ class Phases:
 
 
 def read_split(reviews: list[imdb.Review], split: str) -> tuple[list[str], list[int]]:
-    """Texts and labels of a split, in the pipeline's order."""
+    """Texts and labels (0 negative, 1 positive, the chapter's) of a split, in the pipeline's order."""
     table = imdb.reviews_table(r for r in reviews if r.split == split)
-    return table.column("text").to_pylist(), table.column("label").to_pylist()
+    return table.column("text").to_pylist(), [imdb.NAMES.index(name) for name in table.column("label").to_pylist()]
 
 
 def chapter_model(models, layers, dimension: int):
