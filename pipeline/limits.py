@@ -63,9 +63,10 @@ MAX_REVIEW_BYTES_FLAG = 16 * MB  # the most --max-review-bytes may ask: one revi
 REVIEW_BYTES_FLAG = "--max-review-bytes"
 # --explain scores a review once without each of its words: its words times the
 # multiplications of one copy (its distinct terms times the first layer's units, and
-# every later weight). Past this, a review is scored but not explained (a long real
-# review with the chapter's model takes 34 million).
-MAX_EXPLAIN_OPERATIONS = 1 << 31
+# every later weight): about a fifth of a second. Past this, a review is scored but
+# not explained (a long real review takes 34 million with the chapter's model, 144
+# million with word pairs in a vocabulary of 100,000).
+MAX_EXPLAIN_OPERATIONS = 1 << 28
 # Scoring holds a few float32 arrays of rows × the widest layer's units: rows are
 # scored this many activations at a time (the chapter's model: 262,144 rows).
 FORWARD_ACTIVATIONS = 1 << 22
