@@ -101,7 +101,7 @@ def cases(tmp: Path) -> list[tuple[str, str, Callable[[], Limited]]]:
     line = " ".join(words * 12)[: limits.MAX_REVIEW_BYTES - 9].rsplit(" ", 1)[0]
     full_lines.write_text((line + "\n") * 64)  # 64 reviews of just under 1 MB
     explained = tmp / "explain.txt"
-    explained.write_text(" ".join(words[:5700]) + "\n")  # about as many distinct words as --explain takes
+    explained.write_text(" ".join(words[:4000]) + "\n")  # about as many distinct words as --explain takes
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["model"]["units"] = 1_000_000_000
     (tmp / "units").mkdir()
@@ -149,7 +149,7 @@ def cases(tmp: Path) -> list[tuple[str, str, Callable[[], Limited]]]:
         ("input", "stdin from /dev/zero", with_file(Path("/dev/zero"))),
         ("input", "one line of 236 MB on stdin", with_file(long_line)),
         ("input", "64 reviews of 1 MB each (the chapter's model)", with_file(full_lines)),
-        ("input", "--explain, 5,700 distinct words in one review", with_file(explained, "--explain")),
+        ("input", "--explain, 4,000 distinct words in one review", with_file(explained, "--explain")),
         ("input", "64 reviews of 1 MB, --explain", with_file(full_lines, "--explain")),
         ("params", "model.units = 1,000,000,000 (python -m pipeline.validate)", stage(tmp / "units")),
         ("params", "params.yaml a symlink to /dev/zero", stage(tmp / "device")),

@@ -40,15 +40,40 @@ def predicted(probabilities: np.ndarray) -> np.ndarray:
 
 
 def check_classes(classes: list) -> str | None:
-    """Why these classes cannot train a classifier, or None."""
+    """Why these classes cannot train a classifier (or travel in a bundle), or None."""
+    from pipeline import limits
+
     if len(classes) < 2:
-        return f"the training split has a single class ({classes[0]!r}): a classifier needs two or more"
+        return f"the training split has a single class ({str(classes[0])[:60]!r}): a classifier needs two or more"
+    if len(classes) > limits.MAX_CLASSES:
+        return (
+            f"the training split has {len(classes):,} classes, more than the {limits.MAX_CLASSES:,} a classifier "
+            "may have (pipeline/limits.py): is download.label_column the label?"
+        )
+    long = next((c for c in classes if isinstance(c, str) and len(c) > limits.MAX_CLASS_NAME), None)
+    if long is not None:
+        return (
+            f"a class's name has {len(long):,} characters, more than the {limits.MAX_CLASS_NAME:,} allowed: "
+            f"{long[:40]!r}…"
+        )
     return None
 
 
-def model_problem(model, classes: list) -> str | None:
+def model_problem(model, classes: list, num_words: int) -> str | None:
     """Why params.yaml's model section cannot fit these classes, or None; checked before
     TensorFlow loads."""
+    from pipeline import limits
+    from pipeline.params import model_parameters
+
+    last_inputs = model.units if model.hidden_layers else num_words
+    # params count the chapter's one output unit; the last layer has outputs(classes)
+    weights = model_parameters(num_words, model) + (outputs(classes) - 1) * (last_inputs + 1)
+    if weights > limits.MAX_MODEL_PARAMETERS:
+        return (
+            f"a model of {len(classes):,} classes with these params has {weights:,} weights; at most "
+            f"{limits.MAX_MODEL_PARAMETERS:,} train within a stage's memory (pipeline/limits.py): lower model.units "
+            "or vocab.num_words"
+        )
     if is_binary(classes):
         return None
     if model.nb_scaling:
@@ -64,7 +89,7 @@ def model_problem(model, classes: list) -> str | None:
     return None
 
 
-def read_classes(model=None) -> list:
+def read_classes(model=None, num_words: int = 0) -> list:
     """The classes the vocab stage found, checked against the model params when given."""
     from pipeline import files, paths
     from pipeline.cli import UserError
@@ -72,7 +97,7 @@ def read_classes(model=None) -> list:
     classes = files.read_json(paths.CLASSES)
     if not isinstance(classes, list) or check_classes(classes) or len(set(map(repr, classes))) != len(classes):
         raise UserError(f"{paths.CLASSES} is not a list of two or more classes: rerun `dvc repro vocab`")
-    problem = None if model is None else model_problem(model, classes)
+    problem = None if model is None else model_problem(model, classes, num_words)
     if problem:
         raise UserError(f"params.yaml: {problem}")
     return classes

@@ -30,7 +30,7 @@ def main() -> None:
     # stage before training, not after.
     vocabulary = inference.vocabulary_by_rank(files.read_json(paths.WORD_INDEX), all_params.vocab.num_words)
     idf = files.read_npy(paths.IDF) if all_params.vectorize.weighting == "tfidf" else None
-    classes = labels.read_classes(model_params)
+    classes = labels.read_classes(model_params, all_params.vocab.num_words)
     print(f"final fit: {features.count_reviews('train')} reviews, {epochs} epochs")
 
     from pipeline import training

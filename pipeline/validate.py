@@ -32,7 +32,7 @@ def main() -> None:
     all_params = load_params()
     model_params, params = all_params.model, all_params.validate
     val_rows, train_rows = split_validation(features.count_reviews("train"), params.val_size, model_params.seed)
-    classes = labels.read_classes(model_params)
+    classes = labels.read_classes(model_params, all_params.vocab.num_words)
 
     from pipeline import training  # TensorFlow loads only once the inputs are known to be good
 

@@ -278,3 +278,25 @@ def test_the_classes_are_the_training_splits_and_a_test_label_outside_them_is_on
     with pytest.raises(UserError, match=r"test\.parquet: labels never seen in training: 'meh' \(2 reviews\), 'bad' "
                        r"\(1 reviews\); a model can only predict the training split's classes \(2\)$"):
         vocab.split_classes()
+
+
+def test_a_label_column_of_ids_or_a_model_too_large_for_its_classes_is_one_line(tmp_path, monkeypatch):
+    import dataclasses
+
+    from pipeline import labels, limits, vocab
+    from pipeline.params import load_params
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/raw").mkdir(parents=True)
+    many = [f"ticket-{n}" for n in range(limits.MAX_CLASSES + 1)]  # a label per row: the id column, by mistake
+    for split in ("train", "test"):
+        pq.write_table(pa.table({"id": list(range(len(many))), "label": many, "text": ["t"] * len(many)}),
+                       tmp_path / f"data/raw/{split}.parquet")
+    with pytest.raises(UserError, match=r"has 10,001 classes, more than the 10,000 a classifier may have .* is "
+                       r"download\.label_column the label\?$"):
+        vocab.split_classes()
+    model = load_params(ROOT / "params.yaml").model
+    assert labels.model_problem(model, list(range(46)), 10000) is None  # section 3.5's 46 topics
+    wide = dataclasses.replace(model, units=4096, hidden_layers=1)
+    assert "weights; at most 53,687,091" in labels.model_problem(wide, list(range(5000)), 10000)
+    assert labels.model_problem(model, ["neg", "pos"], 10000) is None
