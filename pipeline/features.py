@@ -1,27 +1,32 @@
 """Reviews as sparse rows: the chapter's vectorize_sequences and its variations.
 
 Shared by the vectorize stage, the model stages and prediction, so a review is
-turned into model input in exactly one way.
+turned into model input in exactly one way. scipy and the file readers are imported
+where they are used: a few reviews scored by imdb-predict take `row_features`, numpy
+alone, where importing scipy would cost more than the work.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse
 
-from pipeline import files, paths
 from pipeline.cli import UserError
 from pipeline.ragged import row_offsets
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 
 def term_counts(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
     """Row i counts how often each column appears in indices[offsets[i]:offsets[i + 1]];
     offsets[0] is 0. Float32 counts, int32 indices sorted within each row, as TensorFlow
     requires."""
+    import scipy.sparse
+
     offsets, indices = np.asarray(offsets), np.asarray(indices)
-    if indices.size and (indices.min() < 0 or indices.max() >= dimension):
-        raise UserError(f"word index out of range: expected 0 to {dimension - 1}")
+    _check_range(indices, dimension)
     rows = len(offsets) - 1
     # Each occurrence as one number, row * dimension + column: one sort orders every
     # row's columns and puts repeats side by side. 32-bit keys where they fit sort faster.
@@ -43,8 +48,15 @@ def term_counts(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> sci
     return scipy.sparse.csr_matrix((counts, columns, indptr), shape=(rows, dimension))
 
 
+def _check_range(indices: np.ndarray, dimension: int) -> None:
+    if indices.size and (indices.min() < 0 or indices.max() >= dimension):
+        raise UserError(f"word index out of range: expected 0 to {dimension - 1}")
+
+
 def binary(counts: scipy.sparse.csr_matrix) -> scipy.sparse.csr_matrix:
     """1.0 wherever a count is non-zero; shares the index arrays of counts, not a copy."""
+    import scipy.sparse
+
     ones = np.ones_like(counts.data)
     return scipy.sparse.csr_matrix((ones, counts.indices, counts.indptr), shape=counts.shape, copy=False)
 
@@ -106,9 +118,28 @@ def log_count_ratio(x: scipy.sparse.csr_matrix, y: np.ndarray, alpha: float = 1.
     return np.log((positive / positive.sum()) / (negative / negative.sum())).astype(np.float32)
 
 
+def row_features(sequence: np.ndarray, dimension: int, weighting: str, idf: np.ndarray | None):
+    """One review's row of `weigh(term_counts(...))`, as its (columns, values), in numpy
+    alone: the same numpy operations on the same numbers, so the same bits."""
+    sequence = np.asarray(sequence)
+    _check_range(sequence, dimension)
+    columns, occurrences = np.unique(sequence, return_counts=True)
+    counts = occurrences.astype(np.float32)
+    if weighting == "binary":
+        return columns, np.ones_like(counts)
+    if weighting == "count":
+        return columns, counts
+    weighted = (counts * idf[columns]).astype(np.float32)  # scale_columns
+    squares = weighted * weighted  # tfidf's weighted.multiply(weighted), then its row sum, as scipy reduces it
+    norm = np.sqrt(np.add.reduceat(squares, [0]) if squares.size else np.zeros(1, np.float32))
+    return columns, (weighted / norm).astype(np.float32)
+
+
 def read_features(split: str, rows: np.ndarray | None = None) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
     """The multi-hot matrix of a split and its labels as float32 (the chapter's y_train);
     only the given rows, in that order, when rows is given."""
+    from pipeline import files, paths
+
     x = files.read_npz(paths.features_npz(split))
     y = files.read_npy(paths.labels(split)).astype("float32")
     return (x, y) if rows is None else (x[rows], y[rows])
@@ -116,4 +147,6 @@ def read_features(split: str, rows: np.ndarray | None = None) -> tuple[scipy.spa
 
 def count_reviews(split: str) -> int:
     """How many reviews a split has, without reading them."""
+    from pipeline import files, paths
+
     return files.count_rows(paths.labels(split))

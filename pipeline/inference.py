@@ -29,10 +29,9 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse
 
 from pipeline import features, labels, limits, text
 from pipeline.cli import UserError
@@ -46,6 +45,9 @@ from pipeline.params import (
     parse_section,
 )
 from pipeline.ragged import row_offsets
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 FORMAT = "imdb-sentiment-bundle"
 FORMAT_VERSION = 2  # 2: the classes are named in the metadata, and may be more than two
@@ -98,7 +100,24 @@ class Layer:
     activation: str
 
 
-def forward(layers: Sequence[Layer], x: scipy.sparse.csr_matrix) -> np.ndarray:
+@dataclass(frozen=True)
+class Rows:
+    """A few reviews' features as a (columns, values) pair each, in index order: what
+    `forward` scores with numpy alone, where importing scipy would cost a review more
+    than scoring it."""
+
+    columns: list[np.ndarray]
+    values: list[np.ndarray]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.columns), -1
+
+    def __getitem__(self, rows: slice) -> Rows:
+        return Rows(self.columns[rows], self.values[rows])
+
+
+def forward(layers: Sequence[Layer], x: scipy.sparse.csr_matrix | Rows) -> np.ndarray:
     """The model's output for each row of x, float32: with two classes the probability of
     the second (a 1-D array), with more a row of probabilities, one per class.
 
@@ -114,15 +133,28 @@ def forward(layers: Sequence[Layer], x: scipy.sparse.csr_matrix) -> np.ndarray:
     return np.concatenate([_forward(layers, x[start : start + rows]) for start in range(0, x.shape[0], rows)])
 
 
-def _forward(layers: Sequence[Layer], x: scipy.sparse.csr_matrix) -> np.ndarray:
+def _forward(layers: Sequence[Layer], x: scipy.sparse.csr_matrix | Rows) -> np.ndarray:
     first, *rest = layers
-    h = _activate(first, np.asarray(x.astype(DTYPE, copy=False) @ first.kernel, dtype=DTYPE))
+    h = _activate(first, _first_product(first.kernel, x))
     for layer in rest:
         product = np.zeros((h.shape[0], layer.kernel.shape[1]), dtype=DTYPE)
         for row, weights in enumerate(layer.kernel):
             product += h[:, row, np.newaxis] * weights
         h = _activate(layer, product)
     return h[:, 0] if h.shape[1] == 1 else h
+
+
+def _first_product(kernel: np.ndarray, x: scipy.sparse.csr_matrix | Rows) -> np.ndarray:
+    """x @ kernel. scipy's sparse product adds each row's terms in index order, each term
+    its value times the kernel's row; Rows are added up the same way in numpy, so the
+    bits are the same."""
+    if not isinstance(x, Rows):
+        return np.asarray(x.astype(DTYPE, copy=False) @ kernel, dtype=DTYPE)
+    product = np.zeros((len(x.columns), kernel.shape[1]), dtype=DTYPE)
+    for total, columns, values in zip(product, x.columns, x.values, strict=True):
+        for column, value in zip(columns.tolist(), values, strict=True):
+            total += value * kernel[column]
+    return product
 
 
 def _activate(layer: Layer, product: np.ndarray) -> np.ndarray:
@@ -524,14 +556,20 @@ class Scorer:
         offsets, indices = self._encoder.encode_texts(texts)
         return np.split(indices, offsets[1:-1])
 
-    def features(self, sequences: Sequence[np.ndarray]) -> scipy.sparse.csr_matrix:
-        """The rows the vectorize stage would build for these encoded reviews."""
+    def features(self, sequences: Sequence[np.ndarray]) -> scipy.sparse.csr_matrix | Rows:
+        """The rows the vectorize stage would build for these encoded reviews: a few as Rows
+        (numpy alone), more as a scipy matrix; forward scores both to the same bits."""
+        vectorize = self.bundle.vectorize
+        if len(sequences) < BATCH_REVIEWS:
+            rows = [features.row_features(s, self.bundle.num_words, vectorize.weighting, self.bundle.idf)
+                    for s in sequences]
+            return Rows([columns for columns, _ in rows], [values for _, values in rows])
         offsets = row_offsets([len(s) for s in sequences])
         flat = np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int32)
         counts = features.term_counts(offsets, flat, self.bundle.num_words)
         return features.weigh(counts, self.bundle.vectorize.weighting, self.bundle.idf)
 
-    def probabilities(self, x: scipy.sparse.csr_matrix) -> np.ndarray:
+    def probabilities(self, x: scipy.sparse.csr_matrix | Rows) -> np.ndarray:
         return forward(self.bundle.layers, x)
 
     def occlusion(
@@ -589,6 +627,8 @@ class Scorer:
         return columns[columns >= text.INDEX_FROM]  # not the start marker, not out-of-vocabulary
 
     def _score_occluded(self, counts, words_of, batch, without, target) -> None:
+        import scipy.sparse
+
         if not batch:
             return
         rows = [self._occluded(counts, review, words_of[review][part]) for review, part in batch]
@@ -602,6 +642,8 @@ class Scorer:
 
     def _occluded(self, counts: scipy.sparse.csr_matrix, review: int, words: np.ndarray) -> scipy.sparse.csr_matrix:
         """The review's row of counts once for each word, without that word's column."""
+        import scipy.sparse
+
         first, last = counts.indptr[review], counts.indptr[review + 1]
         columns, values = counts.indices[first:last], counts.data[first:last]
         kept = columns[np.newaxis, :] != words[:, np.newaxis]  # each row drops its own word

@@ -3,6 +3,8 @@ import dataclasses
 import io
 import json
 import os
+import subprocess
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -463,3 +465,32 @@ def test_a_review_too_large_to_explain_is_scored_and_left_unexplained(monkeypatc
     assert list(first[0]) == [4, 5, 6] and second is None
     with pytest.raises(inference.limits.LimitError, match=r"too many distinct words to explain"):
         scorer.explain("word1 word2 word3 word4")
+
+
+@pytest.mark.parametrize("weighting", ["binary", "count", "tfidf"])
+@pytest.mark.parametrize("ngrams", [(1, 1), (1, 2)])
+def test_a_few_reviews_score_with_numpy_alone_to_the_bits_of_many(weighting, ngrams):
+    # below BATCH_REVIEWS the features are Rows (no scipy); from it on, a scipy matrix: the same bits
+    rng = np.random.default_rng(11)
+    value = bundle(weighting)
+    vocab = dataclasses.replace(value.vocab, ngram_range=ngrams)
+    scorer = Scorer(dataclasses.replace(value, vocab=vocab))
+    words = VOCABULARY + ["unknown", "words", "here"]
+    texts = [" ".join(rng.choice(words, rng.integers(0, 60))) for _ in range(inference.BATCH_REVIEWS + 1)]
+    many = scorer.score(texts)
+    assert isinstance(scorer.features(scorer.encode_many(texts[:3])), inference.Rows)
+    for size in (1, 2, inference.BATCH_REVIEWS - 1):
+        np.testing.assert_array_equal(scorer.score(texts[:size]), many[:size])
+    np.testing.assert_array_equal(np.concatenate([scorer.score([t]) for t in texts]), many)
+
+
+def test_scoring_a_review_imports_neither_scipy_nor_arrow(tmp_path):
+    (tmp_path / "bundle.npz").write_bytes(written(bundle("tfidf")))
+    check = (
+        f"import sys; from pipeline.inference import Scorer; Scorer.load({str(tmp_path / 'bundle.npz')!r})"
+        ".score(['word1 word2']); loaded = [m for m in ('scipy', 'pyarrow') if m in sys.modules]; "
+        "print(loaded); sys.exit(1 if loaded else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", check], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
