@@ -16,12 +16,15 @@ arrives, and each split is written from there in order, a row group at a time.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline import files, limits, paths, sources
 from pipeline.cli import UserError, run
@@ -36,66 +39,108 @@ _INT32 = np.iinfo(np.int32)
 
 
 class Spool:
-    """Reviews parked as they arrive: the texts, UTF-8, in a temporary file; split, place
-    and size in compact arrays; ids, labels and any further columns in lists."""
+    """Reviews parked as they arrive, in about 25 bytes each besides their text: the texts,
+    UTF-8, in a temporary file; split, place, size, label (as a code) and id (while every
+    id is an integer) in compact arrays; any further columns as Arrow arrays."""
 
     def __init__(self, file):
         self.file = file
+        self.limit = limits.MAX_REVIEWS
         self.size = 0
         self.splits = array("b")
         self.starts = array("q")
         self.sizes = array("i")  # a text is at most limits.MAX_REVIEW_BYTES
-        self.ids: list = []
-        self.labels: list = []
-        self.extras: dict[str, list] = {}
+        self.ids: array | list = array("q")  # a list of str once an id is text
+        self.label_codes = array("i")
+        self.label_of: dict = {}  # label → its code, in the order first met
+        self.extras: dict[str, _Column] = {}
+
+    def __len__(self) -> int:
+        return len(self.splits)
 
     def add(self, review: sources.Review) -> None:
+        row = len(self)
+        if row >= self.limit:
+            raise UserError(
+                f"more than {self.limit:,} reviews: a dataset may have at most that many (limits.MAX_REVIEWS)"
+            )
         data = review.text.encode("utf-8", "surrogatepass")
         if len(data) > limits.MAX_REVIEW_BYTES:
             raise UserError(
-                f"review {review.id!r} ({review.split or 'no split'}, {review.label!r}) has {len(data):,} bytes "
-                f"of text; a review may have at most {limits.size(limits.MAX_REVIEW_BYTES)}"
+                f"review {str(review.id)[:40]!r} ({review.split or 'no split'}) has {len(data):,} bytes of text; "
+                f"a review may have at most {limits.size(limits.MAX_REVIEW_BYTES)}"
             )
         with files.spooling():
             self.file.write(data)
-        row = len(self.ids)
         self.splits.append({"train": TRAIN, "test": TEST, None: UNSPLIT}[review.split])
         self.starts.append(self.size)
         self.sizes.append(len(data))
-        self.ids.append(row if review.id is None else review.id)
-        self.labels.append(review.label)
+        self.size += len(data)
+        self._add_id(row if review.id is None else review.id)
+        key = (type(review.label), review.label)  # 1 and "1" are two labels (check_labels refuses the mix)
+        self.label_codes.append(self.label_of.setdefault(key, len(self.label_of)))
         for name, value in review.extras.items():
             if name not in self.extras:  # a column first seen here: None for the rows before
-                self.extras[name] = [None] * row
+                self.extras[name] = _Column(name, row)
             self.extras[name].append(value)
         if len(review.extras) < len(self.extras):
-            for values in self.extras.values():
-                if len(values) == row:
-                    values.append(None)
-        self.size += len(data)
+            for column in self.extras.values():
+                column.pad(row + 1)
 
-    def split_rows(self) -> dict[str, np.ndarray]:
+    def _add_id(self, review_id) -> None:
+        if isinstance(self.ids, array) and not isinstance(review_id, int):
+            self.ids = [str(value) for value in self.ids]  # ids that mix integers and text are text
+        self.ids.append(review_id if isinstance(self.ids, array) else str(review_id))
+
+    def labels(self) -> list:
+        """The distinct labels, in the order of their codes."""
+        return [label for _, label in self.label_of]
+
+    def split_rows(self, splits: np.ndarray) -> dict[str, np.ndarray]:
         """The rows of each split, in the order they are written: by id, then label."""
-        splits = np.frombuffer(self.splits, np.int8)
-        id_keys, label_keys = _sort_keys(self.ids), _sort_keys(self.labels)
-        order = np.lexsort((label_keys, id_keys))
+        order = np.lexsort((_ranks(self.labels())[np.frombuffer(self.label_codes, np.int32)], self.id_keys()))
         return {name: order[splits[order] == code] for code, name in enumerate(sources.SPLITS)}
 
-    def tables(self, rows: np.ndarray, schema: pa.Schema) -> Iterator[pa.Table]:
+    def id_keys(self) -> np.ndarray:
+        if isinstance(self.ids, array):
+            return np.frombuffer(self.ids, np.int64)
+        distinct = sorted(set(self.ids))
+        rank = {value: number for number, value in enumerate(distinct)}
+        return np.fromiter((rank[value] for value in self.ids), np.int64, count=len(self.ids))
+
+    def check_unique(self, splits: np.ndarray, source: str) -> None:
+        """No two reviews of one split share an id and a label: a repeated review, or ids
+        that collide (01.txt and 1.txt, 1 and "1")."""
+        keys = np.stack([splits.astype(np.int64), self.id_keys(), np.frombuffer(self.label_codes, np.int32)])
+        order = np.lexsort(keys[::-1])
+        same = np.all(keys[:, order[1:]] == keys[:, order[:-1]], axis=0)
+        if same.any():
+            row = int(order[1:][np.argmax(same)])
+            label = self.labels()[self.label_codes[row]]
+            raise UserError(
+                f"{source}: two reviews have the id {str(self.ids[row])[:40]!r} and the label {str(label)[:40]!r}: "
+                "expected each review once, with an id of its own"
+            )
+
+    def tables(self, rows: np.ndarray, schema: pa.Schema, extras: dict[str, pa.Array]) -> Iterator[pa.Table]:
         """These rows, a row group at a time: consecutive rows holding at most
         TEXT_BYTES_PER_GROUP bytes of text (or one review, if larger)."""
         starts, sizes = np.frombuffer(self.starts, np.int64), np.frombuffer(self.sizes, np.int32)
+        labels = pa.array(self.labels(), schema.field("label").type)
+        codes = np.frombuffer(self.label_codes, np.int32)
+        ids = np.frombuffer(self.ids, np.int64) if isinstance(self.ids, array) else None
         with files.spooling():
             self.file.flush()
         for group in row_groups(sizes[rows], TEXT_BYTES_PER_GROUP):
             picked = rows[group]
             columns = {
-                "id": pa.array([self.ids[row] for row in picked], schema.field("id").type),
-                "label": pa.array([self.labels[row] for row in picked], schema.field("label").type),
+                "id": pa.array(ids[picked] if ids is not None else [self.ids[row] for row in picked],
+                               schema.field("id").type),
+                "label": labels.take(pa.array(codes[picked])),
                 "text": self._texts(starts[picked], sizes[picked]),
             }
-            for name, values in self.extras.items():
-                columns[name] = pa.array([values[row] for row in picked], schema.field(name).type)
+            for name, values in extras.items():
+                columns[name] = values.take(pa.array(picked))
             yield pa.table(columns, schema=schema)
 
     def _texts(self, starts: np.ndarray, sizes: np.ndarray) -> pa.StringArray:
@@ -109,25 +154,69 @@ class Spool:
             self.file.readinto(view[offset : offset + size])
         return pa.StringArray.from_buffers(len(sizes), pa.py_buffer(offsets), pa.py_buffer(data))
 
-    def schema(self) -> pa.Schema:
+    def schema(self) -> tuple[pa.Schema, dict[str, pa.Array]]:
         """id and label as integers where every one is one (int32 ids where they fit), text
-        otherwise; further columns as Arrow infers them."""
-        ids_are_ints = all(type(value) is int for value in self.ids)
-        fits = ids_are_ints and (not self.ids or (_INT32.min <= min(self.ids) and max(self.ids) <= _INT32.max))
-        id_type = pa.int32() if fits else pa.int64() if ids_are_ints else pa.string()
-        if not ids_are_ints:
-            self.ids = [str(value) for value in self.ids]
-        label_type = pa.int64() if all(type(value) is int for value in self.labels) else pa.string()
+        otherwise; further columns as Arrow builds them from their values. With them, those
+        columns whole."""
+        if isinstance(self.ids, array):
+            ids = np.frombuffer(self.ids, np.int64)
+            fits = not len(ids) or (_INT32.min <= ids.min() and ids.max() <= _INT32.max)
+            id_type = pa.int32() if fits else pa.int64()
+        else:
+            id_type = pa.string()
+        label_type = pa.int64() if all(type(label) is int for label in self.labels()) else pa.string()
+        extras = {name: column.array() for name, column in self.extras.items()}
         fields = [pa.field("id", id_type), pa.field("label", label_type), pa.field("text", pa.string())]
-        fields += [pa.field(name, pa.array(values).type) for name, values in self.extras.items()]
-        return pa.schema(fields)
+        fields += [pa.field(name, values.type) for name, values in extras.items()]
+        return pa.schema(fields), extras
 
 
-def _sort_keys(values: list) -> np.ndarray:
-    """Each value's rank among the distinct values: numbers by value, text by code point."""
-    distinct = sorted(set(values), key=lambda v: (isinstance(v, str), v))
-    rank = {value: number for number, value in enumerate(distinct)}
-    return np.fromiter((rank[value] for value in values), np.int64, count=len(values))
+class _Column:
+    """A further column's values, built into Arrow arrays 65,536 at a time."""
+
+    _BLOCK = 1 << 16
+
+    def __init__(self, name: str, rows_before: int):
+        self.name = name
+        self.chunks: list[pa.Array] = []
+        self.values: list = []
+        self.length = 0
+        self.pad(rows_before)
+
+    def append(self, value) -> None:
+        self.values.append(value)
+        self.length += 1
+        if len(self.values) >= self._BLOCK:
+            self._flush()
+
+    def pad(self, rows: int) -> None:
+        while self.length < rows:
+            self.append(None)
+
+    def _flush(self) -> None:
+        try:
+            self.chunks.append(pa.array(self.values))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as error:
+            raise UserError(f"the column {self.name!r} cannot be stored: {str(error)[:200]}") from None
+        self.values = []
+
+    def array(self) -> pa.Array:
+        self._flush()
+        kinds = {chunk.type for chunk in self.chunks if chunk.type != pa.null()}
+        if len(kinds) > 1:
+            raise UserError(
+                f"the column {self.name!r} mixes {', '.join(sorted(map(str, kinds)))}: expected one kind of value"
+            )
+        kind = kinds.pop() if kinds else pa.null()
+        return pa.concat_arrays([chunk.cast(kind) for chunk in self.chunks]) if self.chunks else pa.array([])
+
+
+def _ranks(values: list) -> np.ndarray:
+    """Each value's rank among the values: numbers by value, text by code point."""
+    order = sorted(range(len(values)), key=lambda i: (isinstance(values[i], str), values[i]))
+    ranks = np.empty(len(values), np.int64)
+    ranks[order] = np.arange(len(values))
+    return ranks
 
 
 def check_labels(labels: list, describe: str) -> None:
@@ -135,24 +224,23 @@ def check_labels(labels: list, describe: str) -> None:
     kinds = {type(label) for label in labels}
     if kinds <= {int} or kinds <= {str}:
         return
-    strange = next((label for label in labels if type(label) not in (int, str)), None)
-    if strange is not None:
-        raise UserError(f"{describe}: a label is {strange!r}; expected text or an integer")
     first_int = next(label for label in labels if type(label) is int)
     first_str = next(label for label in labels if type(label) is str)
     raise UserError(
-        f"{describe}: the labels mix integers ({first_int!r}) and text ({first_str!r}); expected one kind"
+        f"{describe}: the labels mix integers ({first_int!r}) and text ({first_str[:40]!r}); expected one kind"
     )
 
 
-def holdout(labels: list, unsplit: np.ndarray, test_size: float, seed: int) -> np.ndarray:
+def holdout(codes: np.ndarray, ranks: np.ndarray, unsplit: np.ndarray, test_size: float, seed: int) -> np.ndarray:
     """The unsplit rows held out as the test split: test_size of each class (rounded, and
-    leaving each class at least one training review), drawn with numpy's generator."""
+    leaving each class at least one training review), drawn with numpy's generator, the
+    classes in their sorted order."""
     generator = np.random.default_rng(seed)
-    keys = _sort_keys([labels[row] for row in unsplit])
+    keys = ranks[codes[unsplit]]
+    grouped = unsplit[np.argsort(keys, kind="stable")]  # each class's rows together, in row order
+    bounds = np.flatnonzero(np.diff(np.sort(keys))) + 1
     test = []
-    for key in range(int(keys.max()) + 1 if keys.size else 0):  # classes in their sorted order
-        rows = unsplit[keys == key]
+    for rows in np.split(grouped, bounds) if grouped.size else []:
         count = min(int(round(test_size * rows.size)), rows.size - 1)
         test.append(rows[generator.permutation(rows.size)[:count]])
     return np.sort(np.concatenate(test)) if test else np.zeros(0, np.int64)
@@ -170,25 +258,29 @@ def row_groups(sizes: np.ndarray, budget: int) -> Iterator[slice]:
         start = stop
 
 
-def spool_reviews(reviews: Iterable[sources.Review], spool: Spool, params: DownloadParams) -> int:
-    """Every review into the spool, the unsplit ones split by the holdout; returns how many
-    were held out."""
+def spool_reviews(reviews: Iterable[sources.Review], spool: Spool, params: DownloadParams) -> np.ndarray:
+    """Every review into the spool; returns each one's split (TRAIN or TEST), the unsplit
+    ones split by the holdout."""
     for review in reviews:
         spool.add(review)
-    describe = f"download.source = {params.source}"
-    if not spool.ids:
-        raise UserError(f"{describe} ({params.path}): no reviews found")
-    check_labels(spool.labels, describe)
+    describe = f"download.source = {params.source} ({params.path})"
+    if not len(spool):
+        raise UserError(f"{describe}: no reviews found")
+    check_labels(spool.labels(), describe)
     splits = np.frombuffer(spool.splits, np.int8).copy()
+    spool.check_unique(splits, describe)
     unsplit = np.flatnonzero(splits == UNSPLIT)
-    held_out = holdout(spool.labels, unsplit, params.test_size, params.seed)
+    codes = np.frombuffer(spool.label_codes, np.int32)
+    held_out = holdout(codes, _ranks(spool.labels()), unsplit, params.test_size, params.seed)
     splits[unsplit] = TRAIN
     splits[held_out] = TEST
-    spool.splits = array("b", splits.tobytes())
     for code, split in enumerate(sources.SPLITS):
         if not np.any(splits == code):
-            raise UserError(f"{describe} ({params.path}): the {split} split has no reviews")
-    return len(held_out)
+            raise UserError(f"{describe}: the {split} split has no reviews")
+    if len(held_out):
+        print(f"no test split in the source: {len(held_out)} reviews held out for it "
+              f"(download.test_size = {params.test_size}, seed {params.seed})")
+    return splits
 
 
 def main() -> None:
@@ -197,13 +289,20 @@ def main() -> None:
     # In the temporary folder, not data/: a refused dataset leaves no output folder behind.
     with files.temporary_file(prefix="raw-reviews-") as file:
         spool = Spool(file)
-        held_out = spool_reviews(source.reviews(params), spool, params)
-        schema = spool.schema()
-        if held_out:
-            print(f"no test split in the source: {held_out} reviews held out for it "
-                  f"(download.test_size = {params.test_size}, seed {params.seed})")
-        for split, rows in spool.split_rows().items():
-            files.write_parquet_groups(paths.raw(split), schema, spool.tables(rows, schema))
+        splits = spool_reviews(source.reviews(params), spool, params)
+        schema, extras = spool.schema()
+        split_rows = spool.split_rows(splits)
+        # both splits, or neither: each is written beside its place, and both renamed at the end
+        with files.writing(paths.RAW_DIR), contextlib.ExitStack() as both:
+            for split, rows in split_rows.items():
+                temporary = both.enter_context(files.atomic_path(paths.raw(split)))
+                with open(temporary, "wb") as stream:
+                    with pq.ParquetWriter(stream, schema) as writer:
+                        for table in spool.tables(rows, schema, extras):
+                            writer.write_table(table)
+                    stream.flush()
+                    os.fsync(stream.fileno())
+        for split, rows in split_rows.items():
             print(f"{paths.raw(split)}: {len(rows)} reviews")
     sys.stdout.flush()
 

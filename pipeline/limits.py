@@ -42,6 +42,10 @@ MAX_UNITS = 65_536
 MAX_BATCH_SIZE = 1 << 20
 MAX_EPOCHS = 1_000  # validate.epochs, train.epochs: the fit draws every epoch's order up front
 
+# The reviews a dataset of your own may have: the download stage holds about 25 bytes
+# of each besides its text (more with text ids or further columns)
+MAX_REVIEWS = 4_000_000
+
 # The classes a dataset may have, and the length of a class's name
 MAX_CLASSES = 10_000
 MAX_CLASS_NAME = 1_000

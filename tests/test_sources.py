@@ -7,7 +7,9 @@ per class, must give the bytes the archive gives, and the same metrics.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -103,29 +105,50 @@ def test_a_table_without_a_split_holds_out_a_seeded_stratified_share(tmp_path, m
     assert sorted(train["id"].to_pylist() + written[-1]["id"].to_pylist()) == list(range(100))
 
 
+def _parquet(columns: dict) -> bytes:
+    stream = io.BytesIO()
+    pq.write_table(pa.table(columns), stream)
+    return stream.getvalue()
+
+
 BAD_TABLES = {
     "a missing column": ("t.csv", "id,review,label\n1,good,pos\n", {},
                          "t.csv has no column 'text' (download.text_column); its columns: id, review, label"),
     "an empty file": ("t.csv", "", {}, "t.csv is not a readable csv file after row 0: Empty CSV file"),
     "a header alone": ("t.csv", "text,label\n", {}, "t.csv has no rows: expected a header and one labeled text"),
-    "an empty text": ("t.csv", "text,label\ngood,pos\n,neg\n", {}, "t.csv row 2 (the header not counted) has no text"),
+    "an empty text": ("t.csv", "text,label\ngood,pos\n,neg\n", {}, "t.csv row 2 (after the header) has no text"),
     "a missing label": ("t.jsonl", '{"text": "good", "label": "pos"}\n{"text": "bad"}\n', {},
-                        "t.jsonl row 2 (the header not counted) has no label"),
+                        "t.jsonl line 2 has no label"),
     "mixed label types": ("t.jsonl", '{"text": "good", "label": 1}\n{"text": "bad", "label": "neg"}\n', {},
-                          "t.jsonl is not a readable jsonl file after row 0: JSON parse error: Column(/label) changed"),
+                          "download.source = table (t.jsonl): the labels mix integers (1) and text ('neg')"),
+    "a nested field": ("t.jsonl", '{"text": "good", "label": "pos", "meta": {"a": [1]}}\n', {},
+                       "t.jsonl line 1: the field 'meta' is nested"),
+    "JSON nested too deeply": ("t.jsonl", '{"text": "good", "label": "pos", "meta": ' + "[" * 5000 + "]" * 5000 + "}\n",
+                               {}, "t.jsonl line 1 is not JSON a review may be (nested deeper than 32 levels)"),
+    "ids that collide": ("t.csv", "i,text,label\n1,good,pos\n1,also good,pos\n", {"id_column": "i"},
+                         "two reviews have the id '1' and the label 'pos': expected each review once"),
+    "an integer beyond 64 bits": ("t.jsonl", '{"text": "good", "label": 18446744073709551615}\n', {},
+                                  "t.jsonl line 1: the label is '18446744073709551615'; expected text or an integer"),
+    "a boolean id": ("t.jsonl", '{"text": "good", "label": "pos", "i": true}\n', {"id_column": "i"},
+                     "t.jsonl line 1: the id is 'True'; expected text or an integer"),
+    "two columns of one name": ("t.csv", "text,label,label\ngood,pos,neg\n", {},
+                                "t.csv has two columns named 'label'"),
     "a ragged row": ("t.csv", "text,label\ngood,pos\nbad,neg,extra\n", {},
                      "t.csv is not a readable csv file after row 0: CSV parse error: Expected 2 columns, got 3"),
     "text that is not UTF-8": ("t.csv", b"text,label\ngood,pos\nb\xffd,neg\n", {},
                                "t.csv is not a readable csv file after row 0: In CSV column #0: CSV conversion "
                                "error to string: invalid UTF8 data"),
     "an unknown split": ("t.csv", "text,label,part\ngood,pos,train\nbad,neg,dev\n", {"split_column": "part"},
-                         "t.csv row 2 (the header not counted): the split is 'dev'; expected train or test"),
+                         "t.csv row 2 (after the header): the split is 'dev'; expected train or test"),
     "no test rows": ("t.csv", "text,label,part\ngood,pos,train\nbad,neg,train\n", {"split_column": "part"},
                      "download.source = table (t.csv): the test split has no reviews"),
     "a column that clashes": ("t.csv", "id,text,label\n1,good,pos\n", {},
                               "t.csv has a column 'id' that is not download.id_column (none): data/raw names its own"),
-    "float labels": ("t.csv", "text,label\ngood,1.5\nbad,2.5\n", {},
-                     "t.csv: the labels (label) are double; expected text or integers"),
+    "float labels": ("t.parquet", _parquet({"text": ["good", "bad"], "label": [1.5, 2.5]}), {},
+                     "t.parquet: the labels (label) are double; expected text or integers"),
+    "a column of timestamps": ("t.parquet", _parquet({"text": ["good"], "label": ["pos"], "when": [
+        __import__("datetime").datetime(2020, 1, 1)]}), {},
+                               "t.parquet: the column 'when' holds timestamp[us]; columns that travel to data/raw"),
     "an unknown extension": ("t.txt", "text,label\n", {}, "download.path = t.txt: cannot tell the format from .txt"),
 }
 
@@ -149,6 +172,12 @@ BAD_FOLDERS = {
     "no train folder": ({"test/pos/1.txt": b"good"}, "has no train folder"),
     "text that is not UTF-8": ({"train/pos/1.txt": b"good", "train/neg/2.txt": b"b\xffd"},
                                "train/neg/2.txt is not UTF-8 text (byte 2): save it as UTF-8"),
+    "an empty text": ({"train/pos/1.txt": b"good", "train/neg/2.txt": b"\xef\xbb\xbf \r\n"},
+                      "train/neg/2.txt has no text"),
+    "a class folder of no texts": ({"train/pos/1.txt": b"good", "train/neg/.keep": b""},
+                                   "train/neg holds no texts"),
+    "a file name that is not UTF-8": ({"train/pos/1.txt": b"good", b"train/neg/\xff.txt": b"bad"},
+                                      "the name is not UTF-8: rename it"),
 }
 
 
@@ -156,8 +185,9 @@ BAD_FOLDERS = {
 def test_bad_folders_are_one_line_naming_the_path(tmp_path, monkeypatch, capsys, case):
     files, message = BAD_FOLDERS[case]
     for name, data in files.items():
-        (tmp_path / "texts" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "texts" / name).write_bytes(data)
+        path = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path / "texts"), os.fsencode(name))))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     (tmp_path / "texts" / ".DS_Store").write_bytes(b"ignored: a dot file")
     status, err = download_stage(tmp_path, monkeypatch, capsys, source="folders", path="texts")
     assert status == 2 and len(err.splitlines()) == 1 and message in err, err
@@ -300,3 +330,48 @@ def test_a_label_column_of_ids_or_a_model_too_large_for_its_classes_is_one_line(
     wide = dataclasses.replace(model, units=4096, hidden_layers=1)
     assert "weights; at most 53,687,091" in labels.model_problem(wide, list(range(5000)), 10000)
     assert labels.model_problem(model, ["neg", "pos"], 10000) is None
+
+
+def test_folder_ids_are_integers_only_as_written_and_both_splits_are_written_or_neither(
+    tmp_path, monkeypatch, capsys
+):
+    for split, name, text in (("train", "1", "good"), ("train", "01", "also good"), ("test", "1", "fine"),
+                              ("train", "2", "bad")):
+        label = "neg" if text == "bad" else "pos"
+        (tmp_path / "texts" / split / label).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "texts" / split / label / f"{name}.txt").write_text(text)
+    (tmp_path / "texts/test/neg").mkdir()
+    (tmp_path / "texts/test/neg/3.txt").write_text("poor")
+    status, err = download_stage(tmp_path, monkeypatch, capsys, source="folders", path="texts")
+    assert status == 0, err
+    train = pq.read_table(tmp_path / "data/raw/train.parquet")
+    assert train["id"].to_pylist() == ["01", "1", "2"]  # text ids, since 01 is one: 01.txt and 1.txt are two
+    before = {split: (tmp_path / f"data/raw/{split}.parquet").read_bytes() for split in ("train", "test")}
+    (tmp_path / "texts/test/neg/4.txt").write_bytes(b"\xff")  # the test split fails, after train was read
+    status, err = download_stage(tmp_path, monkeypatch, capsys, source="folders", path="texts")
+    assert status == 2 and "4.txt is not UTF-8" in err
+    assert {split: (tmp_path / f"data/raw/{split}.parquet").read_bytes() for split in before} == before
+
+
+def test_a_tsv_has_no_quoting_and_many_classes_are_held_out_in_linear_time(tmp_path, monkeypatch, capsys):
+    (tmp_path / "t.tsv").write_text('text\tlabel\n"I loved it\tpos\nmeh" said nobody\tneg\nfine\tpos\nok\tneg\n')
+    status, err = download_stage(tmp_path, monkeypatch, capsys, source="table", path="t.tsv", test_size=0.5)
+    assert status == 0, err
+    texts = pq.read_table(tmp_path / "data/raw/train.parquet")["text"].to_pylist()
+    texts += pq.read_table(tmp_path / "data/raw/test.parquet")["text"].to_pylist()
+    assert sorted(texts) == sorted(['"I loved it', 'meh" said nobody', "fine", "ok"])  # quotes are text
+    classes = 50_000  # three reviews each: a holdout per class, which a loop over classes made quadratic
+    rows = [f"text {n},c{n % classes}" for n in range(3 * classes)]
+    (tmp_path / "many.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    status, err = download_stage(tmp_path, monkeypatch, capsys, source="table", path="many.csv", test_size=0.34)
+    assert status == 0, err
+    assert pq.read_table(tmp_path / "data/raw/test.parquet").num_rows == classes  # one of each class's three
+
+
+def test_a_dataset_of_more_reviews_than_the_limit_is_one_line(tmp_path, monkeypatch, capsys):
+    from pipeline import limits
+
+    monkeypatch.setattr(limits, "MAX_REVIEWS", 5)
+    (tmp_path / "t.csv").write_text("text,label\n" + "".join(f"t{n},{n % 2}\n" for n in range(6)))
+    status, err = download_stage(tmp_path, monkeypatch, capsys, source="table", path="t.csv")
+    assert status == 2 and "more than 5 reviews: a dataset may have at most that many" in err

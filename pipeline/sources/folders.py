@@ -43,18 +43,32 @@ def reviews(params: DownloadParams) -> Iterator[sources.Review]:
         for class_folder in _entries(split_folder):
             if not class_folder.is_dir():
                 raise UserError(f"{class_folder} is a file where a class folder belongs: expected {LAYOUT}")
-            for file in _entries(class_folder):
-                yield _review(file, split_folder.name if has_test else None, class_folder.name)
+            texts = _entries(class_folder)
+            if not texts:
+                raise UserError(f"{class_folder} holds no texts: expected a <id>.txt file per text of that class")
+            for file in texts:
+                yield _review(file, split_folder.name if has_test else None, _name(class_folder))
+
+
+def _name(path: Path) -> str:
+    """A file's or folder's name, which must be text: it becomes an id or a class."""
+    name = path.name
+    if any("\udc80" <= char <= "\udcff" for char in name):  # bytes that are not UTF-8, as Python keeps them
+        raise UserError(f"{path!r}: the name is not UTF-8: rename it")
+    return name
 
 
 def _review(file: Path, split: str | None, label: str) -> sources.Review:
     if file.suffix != ".txt" or file.is_dir():
         raise UserError(f"{file} does not belong in a class folder: expected {LAYOUT}")
+    stem = _name(file).removesuffix(".txt")
     data = limits.read_regular(file, "a review", limits.MAX_REVIEW_BYTES)
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         raise UserError(f"{file} is not UTF-8 text (byte {error.start + 1}): save it as UTF-8") from None
-    stem = file.stem
-    return sources.Review(split, int(stem) if stem.isascii() and stem.isdigit() and len(stem) < 10 else stem,
-                          label, text)
+    if not text.strip():
+        raise UserError(f"{file} has no text: every file needs a text to learn from")
+    # an integer id only where the name is one as written: 01.txt and 1.txt are two reviews
+    canonical = stem.isascii() and stem.isdigit() and str(int(stem)) == stem and len(stem) < 19
+    return sources.Review(split, int(stem) if canonical else stem, label, text)
