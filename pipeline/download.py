@@ -16,8 +16,6 @@ arrives, and each split is written from there in order, a row group at a time.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
@@ -232,16 +230,17 @@ def check_labels(labels: list, describe: str) -> None:
 
 
 def holdout(codes: np.ndarray, ranks: np.ndarray, unsplit: np.ndarray, test_size: float, seed: int) -> np.ndarray:
-    """The unsplit rows held out as the test split: test_size of each class (rounded, and
-    leaving each class at least one training review), drawn with numpy's generator, the
-    classes in their sorted order."""
+    """The unsplit rows held out as the test split: test_size of each class (rounded, at
+    least one, and leaving each class at least one training review), drawn with numpy's
+    generator, the classes in their sorted order."""
     generator = np.random.default_rng(seed)
     keys = ranks[codes[unsplit]]
     grouped = unsplit[np.argsort(keys, kind="stable")]  # each class's rows together, in row order
     bounds = np.flatnonzero(np.diff(np.sort(keys))) + 1
     test = []
     for rows in np.split(grouped, bounds) if grouped.size else []:
-        count = min(int(round(test_size * rows.size)), rows.size - 1)
+        # at least one test review of a class of two or more, so every class is scored
+        count = min(max(int(round(test_size * rows.size)), 1), rows.size - 1)
         test.append(rows[generator.permutation(rows.size)[:count]])
     return np.sort(np.concatenate(test)) if test else np.zeros(0, np.int64)
 
@@ -293,15 +292,11 @@ def main() -> None:
         schema, extras = spool.schema()
         split_rows = spool.split_rows(splits)
         # both splits, or neither: each is written beside its place, and both renamed at the end
-        with files.writing(paths.RAW_DIR), contextlib.ExitStack() as both:
-            for split, rows in split_rows.items():
-                temporary = both.enter_context(files.atomic_path(paths.raw(split)))
-                with open(temporary, "wb") as stream:
-                    with pq.ParquetWriter(stream, schema) as writer:
-                        for table in spool.tables(rows, schema, extras):
-                            writer.write_table(table)
-                    stream.flush()
-                    os.fsync(stream.fileno())
+        with files.atomic_opens([paths.raw(split) for split in split_rows]) as streams:
+            for stream, rows in zip(streams, split_rows.values(), strict=True):
+                with pq.ParquetWriter(stream, schema) as writer:
+                    for table in spool.tables(rows, schema, extras):
+                        writer.write_table(table)
         for split, rows in split_rows.items():
             print(f"{paths.raw(split)}: {len(rows)} reviews")
     sys.stdout.flush()

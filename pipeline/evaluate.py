@@ -37,7 +37,8 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dic
     fn, tn = int(np.sum(~y_pred & y_true)), int(np.sum(~y_pred & ~y_true))
     fpr, tpr = roc_curve(y_true, probabilities)
     return {
-        "roc_auc": _round(np.trapezoid(tpr, fpr)),
+        # without both classes among the test reviews there is no ROC curve: null, not NaN
+        "roc_auc": _round(np.trapezoid(tpr, fpr)) if fpr.size else None,
         "precision": _round(_ratio(tp, tp + fp)),
         "recall": _round(_ratio(tp, tp + fn)),
         "f1": _round(_ratio(2 * tp, 2 * tp + fp + fn)),
@@ -50,7 +51,10 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 
 def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1)."""
+    """False and true positive rates at every distinct threshold, from (0, 0) to (1, 1);
+    none when the reviews are all of one class."""
+    if np.all(y_true) or not np.any(y_true):
+        return np.zeros(0), np.zeros(0)
     order = np.argsort(-np.asarray(scores), kind="mergesort")
     ranked_true, ranked_scores = np.asarray(y_true)[order], np.asarray(scores)[order]
     last_of_each_score = np.r_[np.flatnonzero(np.diff(ranked_scores)), ranked_true.size - 1]
@@ -86,9 +90,11 @@ def multiclass_metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: l
             "f1": _round(_ratio(2 * tp, 2 * tp + fp + fn)),
             "support": tp + fn,
         }
+    # over the classes among the test reviews or the predictions, as scikit-learn averages
+    present = [i for i in range(len(classes)) if confusion[i].sum() + confusion[:, i].sum()]
     return {
         "macro_f1": _round(np.mean([_ratio(2 * int(confusion[i, i]), int(confusion[i].sum() + confusion[:, i].sum()))
-                                    for i in range(len(classes))])),
+                                    for i in present])),
         "per_class": per_class,
         "confusion_matrix": confusion.tolist(),
     }
@@ -96,6 +102,8 @@ def multiclass_metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: l
 
 def roc_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[float]]:
     fpr, tpr = roc_curve(y_true, probabilities)
+    if not fpr.size:
+        return []
     grid = np.linspace(0.0, 1.0, ROC_POINTS)
     return [[_round(f), _round(t)] for f, t in zip(grid, np.interp(grid, fpr, tpr), strict=True)]
 
@@ -131,6 +139,14 @@ def predictions_table(y_test: np.ndarray, probabilities: np.ndarray, classes: li
                      "probabilities": pa.FixedSizeListArray.from_arrays(probabilities.ravel(), len(classes))})
 
 
+def bundle_metrics(test: dict, classes: list) -> dict:
+    """What the bundle records of its test: all of it with two classes; with more, the
+    summary, not a matrix and a row per class that grow with the classes squared."""
+    if labels.is_binary(classes):
+        return test
+    return {key: test[key] for key in ("loss", "accuracy", "macro_f1")}
+
+
 def main() -> None:
     bundle = inference.read_bundle(paths.TRAINED_BUNDLE)
     x_test, y_test = features.read_features("test")
@@ -148,7 +164,7 @@ def main() -> None:
     files.write_csv(paths.RUN_CONFUSION, ("actual", "predicted"), confusion_rows(y_test, probabilities, classes))
     files.write_parquet(paths.TEST_PREDICTIONS, predictions_table(y_test, probabilities, classes))
     with files.atomic_open(paths.BUNDLE) as stream:
-        inference.write_bundle(stream, bundle.with_metrics(report["test"]))
+        inference.write_bundle(stream, bundle.with_metrics(bundle_metrics(report["test"], classes)))
     print(f"test loss {report['test']['loss']}, test accuracy {report['test']['accuracy']}")
 
 

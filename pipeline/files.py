@@ -70,6 +70,20 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
 
 
 @contextlib.contextmanager
+def atomic_opens(paths: Sequence[Path]) -> Iterator[list[IO[bytes]]]:
+    """Binary streams to write several files through: all of them are renamed into place
+    when the block succeeds, none if it fails (the renames follow one another)."""
+    with writing(paths[0].parent), contextlib.ExitStack() as renames:
+        temporaries = [renames.enter_context(atomic_path(path)) for path in paths]
+        with contextlib.ExitStack() as opened:
+            streams = [opened.enter_context(open(tmp, "wb")) for tmp in temporaries]
+            yield streams
+            for stream in streams:
+                stream.flush()
+                os.fsync(stream.fileno())
+
+
+@contextlib.contextmanager
 def writing(path: Path) -> Iterator[None]:
     """Turns a full disk or an unwritable directory into a one-line error naming the file."""
     try:

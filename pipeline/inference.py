@@ -288,7 +288,9 @@ def _check_directory(path: Path, stream: IO[bytes]) -> None:
     stream.seek(max(0, end - (22 + 0xFFFF)))  # the end record (22 bytes) and its comment, at most
     tail = stream.read()
     stream.seek(0)
-    at = tail.rfind(_END_OF_DIRECTORY)
+    # the end record zipfile takes: the last 22 bytes when they are one, else the last found
+    at = len(tail) - 22 if tail[-22:-18] == _END_OF_DIRECTORY and tail[-2:] == b"\0\0" else tail.rfind(
+        _END_OF_DIRECTORY)
     if at < 0 or len(tail) - at < 22:
         return  # not a zip: zipfile says so
     if at >= 20 and tail[at - 20 : at - 16] == _ZIP64_LOCATOR:
@@ -603,17 +605,20 @@ class Scorer:
         # with a probability per class, the predicted class's is the score explained
         target = labels.predicted(probabilities) if np.ndim(probabilities) == 2 else None
         batch: list[tuple[int, slice]] = []  # (review, which of its words)
-        entries = 0
+        entries = rows = 0
+        # rows scored at once: their inputs, and their outputs (a probability per class each), bounded
+        max_rows = max(limits.FORWARD_ACTIVATIONS // self.bundle.layers[-1].kernel.shape[1], 1)
         for review, words in enumerate(words_of):
             row_entries = max(counts.indptr[review + 1] - counts.indptr[review] - 1, 1)
-            per_batch = max(EXPLAIN_NONZEROS // row_entries, 1)
+            per_batch = min(max(EXPLAIN_NONZEROS // row_entries, 1), max_rows)
             for start in range(0, len(words), per_batch):
                 part = slice(start, min(start + per_batch, len(words)))
                 batch.append((review, part))
                 entries += (part.stop - part.start) * row_entries
-                if entries >= EXPLAIN_NONZEROS:
+                rows += part.stop - part.start
+                if entries >= EXPLAIN_NONZEROS or rows >= max_rows:
                     self._score_occluded(counts, words_of, batch, without, target)
-                    batch, entries = [], 0
+                    batch, entries, rows = [], 0, 0
         self._score_occluded(counts, words_of, batch, without, target)
         scores = probabilities if target is None else probabilities[np.arange(len(target)), target]
         return [

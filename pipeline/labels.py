@@ -43,6 +43,8 @@ def check_classes(classes: list) -> str | None:
     """Why these classes cannot train a classifier (or travel in a bundle), or None."""
     from pipeline import limits
 
+    if not classes:
+        return "the training split has no class: a classifier needs two or more"
     if len(classes) < 2:
         return f"the training split has a single class ({str(classes[0])[:60]!r}): a classifier needs two or more"
     if len(classes) > limits.MAX_CLASSES:

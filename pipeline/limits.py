@@ -46,9 +46,11 @@ MAX_EPOCHS = 1_000  # validate.epochs, train.epochs: the fit draws every epoch's
 # of each besides its text (more with text ids or further columns)
 MAX_REVIEWS = 4_000_000
 
-# The classes a dataset may have, and the length of a class's name
-MAX_CLASSES = 10_000
-MAX_CLASS_NAME = 1_000
+# The classes a dataset may have, and the length of a class's name: evaluate holds a
+# probability per class and test review (25,000 × 1,000 float32: 100 MB), and the
+# bundle's metadata every name
+MAX_CLASSES = 1_000
+MAX_CLASS_NAME = 100
 
 # A bundle (pipeline/inference.py)
 # The file, and all its members unpacked together: the largest model's weights

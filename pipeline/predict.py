@@ -221,7 +221,12 @@ def json_review(number: int, line: str) -> InputReview | Skipped:
 
 
 def open_file(name: str) -> IO[bytes]:
-    return limits.open_regular(name, "a file of reviews")
+    try:
+        return limits.open_regular(name, "a file of reviews")
+    except UserError as error:
+        if "expected a regular file" in str(error):  # a FIFO or a device: their text can come on stdin
+            raise UserError(f"{error} (or - to read stdin: {PROG} < {name})") from None
+        raise
 
 
 def chunks(

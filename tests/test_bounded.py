@@ -408,3 +408,13 @@ def test_review_bytes_past_what_can_be_tokenized_and_numbers_json_lacks_are_one_
         "error: stdin line 1: invalid JSON: the number 1e99999 is out of range; line skipped",
         "error: stdin line 2: invalid JSON: NaN is not a JSON number; line skipped",
     ]
+
+
+def test_the_end_record_is_found_as_zipfile_finds_it_so_its_list_size_is_checked(tmp_path):
+    # an end record whose own fields spell "PK\x05\x06" (entries 0x4B50, directory 0x00100605 bytes):
+    # searched from the end, that looks like a later record cut short; zipfile takes the last 22 bytes
+    record = b"PK\x05\x06" + bytes(4) + (0x4B50).to_bytes(2, "little") * 2 + (0x00100605).to_bytes(4, "little")
+    record += bytes(4) + bytes(2)  # the directory's offset, an empty comment
+    assert record[10:14] == b"PK\x05\x06" and len(record) == 22
+    with pytest.raises(inference.BundleError, match=r"its list of members takes 1,050,117 bytes, more than the 64 kB"):
+        inference._check_directory(tmp_path / "b.npz", io.BytesIO(bytes(100) + record))

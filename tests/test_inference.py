@@ -99,7 +99,7 @@ def test_a_bundle_of_more_classes_names_them_and_checks_the_last_layer(tmp_path)
     for classes, message in (
         (["billing", "bug"], "kernel_1.npy has 3 units; the last layer of a classifier of these classes has 1"),
         (["a", "b", "c", "d"], "kernel_1.npy has 3 units; the last layer of a classifier of these classes has 4"),
-        (["a", "a", "b"], "classes must be a list of 2 to 10,000 distinct names"),
+        (["a", "a", "b"], "classes must be a list of 2 to 1,000 distinct names"),
         (["a"], "classes must be a list of 2 to"),
     ):
         if len(classes) == 2:  # a sigmoid's output for two classes

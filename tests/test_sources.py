@@ -322,13 +322,15 @@ def test_a_label_column_of_ids_or_a_model_too_large_for_its_classes_is_one_line(
     for split in ("train", "test"):
         pq.write_table(pa.table({"id": list(range(len(many))), "label": many, "text": ["t"] * len(many)}),
                        tmp_path / f"data/raw/{split}.parquet")
-    with pytest.raises(UserError, match=r"has 10,001 classes, more than the 10,000 a classifier may have .* is "
+    with pytest.raises(UserError, match=r"has 1,001 classes, more than the 1,000 a classifier may have .* is "
                        r"download\.label_column the label\?$"):
         vocab.split_classes()
     model = load_params(ROOT / "params.yaml").model
     assert labels.model_problem(model, list(range(46)), 10000) is None  # section 3.5's 46 topics
-    wide = dataclasses.replace(model, units=4096, hidden_layers=1)
-    assert "weights; at most 53,687,091" in labels.model_problem(wide, list(range(5000)), 10000)
+    wide = dataclasses.replace(model, units=5000, hidden_layers=1)  # 50 million weights: params allow it
+    assert labels.model_problem(wide, ["neg", "pos"], 10000) is None
+    assert "1,000 classes with these params has 55,006,000 weights; at most 53,687,091" in labels.model_problem(
+        wide, list(range(1000)), 10000)  # and a unit per class takes it past the budget
     assert labels.model_problem(model, ["neg", "pos"], 10000) is None
 
 
@@ -375,3 +377,18 @@ def test_a_dataset_of_more_reviews_than_the_limit_is_one_line(tmp_path, monkeypa
     (tmp_path / "t.csv").write_text("text,label\n" + "".join(f"t{n},{n % 2}\n" for n in range(6)))
     status, err = download_stage(tmp_path, monkeypatch, capsys, source="table", path="t.csv")
     assert status == 2 and "more than 5 reviews: a dataset may have at most that many" in err
+
+
+def test_a_rare_class_is_held_out_too_and_later_json_fields_are_checked(tmp_path, monkeypatch, capsys):
+    rows = "".join(f"pos {n},pos\n" for n in range(100)) + "neg 1,neg\nneg 2,neg\n"
+    (tmp_path / "t.csv").write_text("text,label\n" + rows)
+    assert download_stage(tmp_path, monkeypatch, capsys, source="table", path="t.csv", test_size=0.2)[0] == 0
+    test = pq.read_table(tmp_path / "data/raw/test.parquet")["label"].to_pylist()
+    assert test.count("neg") == 1 and test.count("pos") == 20  # 20% of 2 rounds to 0: one is held out anyway
+    lines = ['{"text": "good", "label": "pos"}', '{"text": "bad", "label": "neg", "id": 5}']
+    (tmp_path / "t.jsonl").write_text("\n".join(lines) + "\n")
+    status, err = download_stage(tmp_path, monkeypatch, capsys, source="table", path="t.jsonl")
+    assert status == 2 and "t.jsonl line 2 has a field 'id' that is not download.id_column" in err
+    (tmp_path / "t.jsonl").write_text('{"text": "bad \\ud800", "label": "neg"}\n')
+    status, err = download_stage(tmp_path, monkeypatch, capsys, source="table", path="t.jsonl")
+    assert status == 2 and "t.jsonl line 1: the text holds '\\ud800', a lone surrogate, which is not text" in err

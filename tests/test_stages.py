@@ -164,3 +164,15 @@ def test_decoded_samples_show_label_and_words():
     sequences = pa.array([text.encode("Just brilliant", text.word_to_index(word_index, 100))])
     sample = vocab.decoded_samples(raw, sequences, word_index)
     assert sample == "# train review 0: id 7, label positive\n? just brilliant\n"
+
+
+def test_a_test_split_of_one_class_has_no_roc_curve_rather_than_nan():
+    y_true, probabilities = np.ones(5, int), np.linspace(0.1, 0.9, 5)
+    report = evaluate.classification_metrics(y_true, probabilities)
+    assert report["roc_auc"] is None and evaluate.roc_rows(y_true, probabilities) == []
+    # macro-F1 over the classes among the test reviews and predictions, as scikit-learn's
+    from sklearn.metrics import f1_score
+
+    y, p = np.array([0, 0, 1, 1]), np.eye(3, dtype="float32")[[0, 1, 1, 1]]
+    assert evaluate.multiclass_metrics(y, p, ["a", "b", "c"])["macro_f1"] == round(f1_score(y, [0, 1, 1, 1],
+                                                                                            average="macro"), 6)

@@ -7,8 +7,10 @@ number in the file, from 0); download.split_column, if set, a column of "train" 
 Every other column travels to data/raw: text, numbers and booleans.
 
 The file is read a block at a time, so it may be larger than memory. A CSV's or TSV's
-cells are text (a label "01" is not the label "1"); JSON Lines and parquet keep their
-integers. A TSV has no quoting: a tab or a line break ends a cell.
+text, label and split are text (a label "01" is not the label "1"); its other columns,
+the id among them, are typed by Arrow from the first block (integers, numbers,
+booleans, text). JSON Lines and parquet keep their types. A TSV has no quoting: a tab
+or a line break ends a cell.
 """
 from __future__ import annotations
 
@@ -183,13 +185,29 @@ def _review(where: str, row: dict, number: int, wanted: dict[str, str]) -> sourc
         _check_name(where, "id", review_id)
     extras = {name: cell for name, cell in row.items() if name not in wanted.values() or not name}
     for name, cell in extras.items():
+        if name in ("id", "label", "text"):  # a JSON line may bring a field the first did not have
+            raise UserError(f"{where} has a field {name!r} that is not download.{name}_column: data/raw names its "
+                            f"own column {name} so")
         if isinstance(cell, (dict, list)):
             raise UserError(f"{where}: the field {str(name)[:40]!r} is nested; fields that travel to data/raw are "
                             "text, numbers or booleans")
+        if isinstance(cell, str):
+            _check_unicode(where, f"the field {str(name)[:40]!r}", cell)
+    _check_unicode(where, "the text", text)
     return sources.Review(split, review_id, label, text, extras)
+
+
+def _check_unicode(where: str, what: str, value: str) -> None:
+    """Text that UTF-8 can hold: JSON's \\ud800 escapes make lone surrogates, which it cannot."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise UserError(f"{where}: {what} holds {value[error.start]!r}, a lone surrogate, which is not text") from None
 
 
 def _check_name(where: str, what: str, value) -> None:
     """An id or a label: text, or an integer that int64 holds."""
     if isinstance(value, bool) or not isinstance(value, (int, str)) or (isinstance(value, int) and value not in _INT64):
         raise UserError(f"{where}: the {what} is {str(value)[:40]!r}; expected text or an integer (64 bits)")
+    if isinstance(value, str):
+        _check_unicode(where, f"the {what}", value)
