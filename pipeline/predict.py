@@ -224,7 +224,7 @@ def open_file(name: str) -> IO[bytes]:
     try:
         return limits.open_regular(name, "a file of reviews")
     except UserError as error:
-        if "expected a regular file" in str(error):  # a FIFO or a device: their text can come on stdin
+        if " is a FIFO, " in str(error) or " device, " in str(error):  # their text can come on stdin
             raise UserError(f"{error} (or - to read stdin: {PROG} < {name})") from None
         raise
 

@@ -324,7 +324,7 @@ def test_an_unreadable_file_is_an_error(in_project, capsys, tmp_path):
     for path, kind in (("/dev/zero", "a character device"), (tmp_path / "zero", "a character device"),
                        (fifo, "a FIFO")):
         one_error(*call(capsys, "--file", str(path)), f"{path} is {kind}, not a file of reviews: "
-                  "expected a regular file")
+                  f"expected a regular file (or - to read stdin: imdb-predict < {path})")
 
 
 @pytest.mark.e2e
