@@ -7,7 +7,7 @@ import resource
 import signal
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,53 +46,52 @@ class Limited:
 def run_limited(
     args: list[str], stdin: bytes | IO[bytes] | None = None, cwd: Path = ROOT, timeout: float = 120
 ) -> Limited:
-    """`args` in a child process whose address space is limited to ADDRESS_SPACE; its own
-    peak memory (and that of the processes it waited for), as wait4 reports it."""
+    """`args` in a child process whose address space is limited to ADDRESS_SPACE, with its
+    peak memory (and that of the processes it waited for).
 
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
+    The command is started by a small launcher (this module run as a program), which
+    reports what wait4 says of it: a process forked straight from a large one (pytest,
+    late in a run) would count the parent's resident pages at the fork as its own peak."""
     data = stdin if isinstance(stdin, bytes) else None
+    record = Path(tempfile.mkstemp(prefix="limited-")[1])
     started = time.monotonic()
-    child = subprocess.Popen(
-        args,
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "testbed.limited", str(record), *args],
         cwd=cwd,
         stdin=subprocess.PIPE if data is not None else (stdin or subprocess.DEVNULL),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=limit,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True,  # so that a timeout ends the command too
     )
-    outputs: dict[str, bytes] = {}
-    readers = [
-        threading.Thread(target=lambda name=name, stream=stream: outputs.__setitem__(name, stream.read()))
-        for name, stream in (("out", child.stdout), ("err", child.stderr))
-    ]
-    for reader in readers:
-        reader.start()
-    killer = threading.Timer(timeout, child.kill)
-    killer.start()
-    if data is not None:
-        try:
-            child.stdin.write(data)
-            child.stdin.close()
-        except BrokenPipeError:
-            pass  # it stopped reading: what it did is in its status and output
-    _, wait_status, usage = os.wait4(child.pid, 0)  # not communicate(): its wait would take the usage
-    killer.cancel()
-    child.returncode = os.waitstatus_to_exitcode(wait_status)
-    for reader in readers:
-        reader.join()
-    if child.returncode == -signal.SIGKILL:
-        raise AssertionError(f"{args[:4]}… gave no answer in {timeout} s")
+    try:
+        out, err = launcher.communicate(data, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.communicate()
+        raise AssertionError(f"{args[:4]}… gave no answer in {timeout} s") from None
+    finally:
+        recorded = record.read_text().split()
+        record.unlink()
+    status, peak_kib = int(recorded[0]), int(recorded[1])
     return Limited(
-        child.returncode,
-        outputs["out"].decode("utf-8", "replace"),
-        outputs["err"].decode("utf-8", "replace"),
-        usage.ru_maxrss * 1024,
+        status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), peak_kib * 1024,
         time.monotonic() - started,
     )
 
 
+def _launch(record: str, args: list[str]) -> None:
+    """Runs args under the address-space limit, as its own child, and writes its exit
+    status and peak resident memory (KiB) to record."""
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+    child = subprocess.Popen(args)  # the launcher's standard streams, and its small memory
+    _, wait_status, usage = os.wait4(child.pid, 0)
+    Path(record).write_text(f"{os.waitstatus_to_exitcode(wait_status)} {usage.ru_maxrss}")
+
+
 def predict(*args: str) -> list[str]:
     return [sys.executable, "-m", "pipeline.predict", *args]
+
+
+if __name__ == "__main__":
+    _launch(sys.argv[1], sys.argv[2:])

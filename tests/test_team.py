@@ -213,9 +213,9 @@ def test_a_new_experiment_in_an_empty_clone_fetches_only_what_the_model_stages_r
     assert ran(c.dvc("exp", "run", "-S", "model.units=32", "--pull", "--allow-missing")) == MODEL_STAGES
     fetched_or_written = data_files(c)
     assert fetched_or_written == {
-        # fetched: the features, and what the bundle carries besides the weights
+        # fetched: the features, the classes, and what the bundle carries besides the weights
         "data/features/train.npz", "data/features/train-labels.npy",
-        "data/features/test.npz", "data/features/test-labels.npy",
+        "data/features/test.npz", "data/features/test-labels.npy", "data/vocab/classes.json",
         "data/vocab/word_index.json", "data/features/idf.npy",
         # written by the stages that ran
         "data/model/model.keras", "data/model/bundle.npz",
