@@ -4,15 +4,16 @@ The source (pipeline/sources/: imdb, the chapter's reviews, by default; a table;
 folders per class) hands on its reviews; this stage writes them the same way for
 every source, so everything after it knows only id, label and text:
 
-  - columns id, label, text, then any further column of a table, as it is; ids and
-    labels are integers where every one is, text otherwise;
+  - columns id, label, text, then a table's further columns (text, numbers or
+    booleans); ids and labels are integers where every one is, text otherwise;
   - each split ordered by id, then label (a stable sort: nothing depends on the order
     the source read them in);
   - without a test split in the source, download.test_size of each class is held out
     as the test split, drawn with download.seed.
 
-Memory does not grow with the dataset: each text goes to one temporary file as it
-arrives, and each split is written from there in order, a row group at a time.
+Memory holds about 25 bytes per review, not its text: each text goes to one temporary
+file as it arrives, and each split is written from there in order, a row group at a
+time (at most limits.MAX_REVIEWS reviews).
 """
 from __future__ import annotations
 
