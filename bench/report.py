@@ -214,7 +214,7 @@ set of the process and its children (ru_maxrss, and the sum over the process tre
 {SAMPLE_SECONDS} s). A stage "loaded TensorFlow" if its process mapped TensorFlow's libraries. Seconds per
 epoch is the median gap between consecutive epoch ends of the validation run (the first epoch,
 which also compiles, is left out): (a) from a Keras callback, (b) from the times at which the
-validate stage printed its per-epoch `val_loss` lines."""
+train stage printed the validation run's per-epoch `val_loss` lines."""
 
 
 def render(benchmark: Benchmark) -> str:

@@ -39,7 +39,7 @@ QUICK_RESULTS = BENCH_DIR / "results-quick.md"
 QUICK_PER_FOLDER = 1000
 QUICK_PARAMS = {"download": {"reviews_per_folder": QUICK_PER_FOLDER}, "validate": {"val_size": 1000}}
 QUICK_ARCHIVE_SEED = 3
-# The validate stage prints one line per epoch with the validation loss (Keras, verbose=2).
+# The train stage prints one line per validation-run epoch with the validation loss (Keras, verbose=2).
 EPOCH_END_MARK = "val_loss"
 LOG_TAIL_LINES = 30
 
@@ -195,7 +195,7 @@ def run_pipeline(project: Project, workdir: Path) -> PipelineResult:
         stages=stages,
         noop_s=statistics.median(run.wall_s for run in noops),
         noop_reran=sorted({stage for run in noops for stage in stages_run("\n".join(text for _, text in run.lines))}),
-        seconds_per_epoch=seconds_per_epoch(epoch_ends(stages["validate"])) if "validate" in stages else None,
+        seconds_per_epoch=seconds_per_epoch(epoch_ends(stages["train"])) if "train" in stages else None,
         test_accuracy=metrics["test"]["accuracy"],
     )
 

@@ -92,7 +92,7 @@ def model_stage_outputs() -> set[str]:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     return {
         next(iter(out)) if isinstance(out, dict) else out
-        for name in ("validate", "train", "evaluate")
+        for name in ("train", "evaluate")
         for out in stages[name]["outs"]
     }
 

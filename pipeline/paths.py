@@ -17,6 +17,8 @@ EVALUATION_DIR = Path("data/evaluation")
 PREDICTIONS_DIR = Path("data/predictions")
 BUNDLE_DIR = Path("data/bundle")
 METRICS_DIR = Path("metrics")
+# Fits made before, kept by what determines them (pipeline/memo.py): not DVC's, not git's.
+MEMO_DIR = Path("data/memo")
 
 SPLITS = ("train", "test")
 
@@ -31,7 +33,7 @@ TRAINED_BUNDLE = MODEL_DIR / "bundle.npz"
 BUNDLE = BUNDLE_DIR / "imdb-sentiment.npz"
 TEST_PREDICTIONS = PREDICTIONS_DIR / "test.parquet"
 
-# validate and evaluate write DVC-cached files, so DVC's run-cache can restore those
+# train and evaluate write DVC-cached files, so DVC's run-cache can restore those
 # stages (it skips any stage with an uncached output); plot publishes git-tracked
 # copies in metrics/, so results diff in a plain clone.
 # DVCLive's record of each epoch, as the fits run (pipeline/history.py reads it).

@@ -1,38 +1,92 @@
-"""Stage train: the chapter's final fit (listing 3-11).
+"""Stage train: the chapter's validation run (listings 3-7 and 3-8), then its final
+fit (listing 3-11), in one process so that TensorFlow starts once.
 
-A fresh model on all training reviews for `epochs` (or `best`: the epoch with
-the lowest validation loss in the validation run's history), saved as a Keras
-model (data/model/model.keras) and as an inference bundle (data/model/bundle.npz):
-its weights with the vocabulary, idf and params that turn raw text into its
-input, so it scores reviews without TensorFlow or the rest of the project.
-DVCLive logs each epoch of the fit in data/model/live/.
+The validation run: after a seeded shuffle the first val_size training reviews are
+x_val, the rest partial_x_train; a fresh model is fitted on partial_x_train for
+validate.epochs and scored on x_val after every epoch. DVCLive logs each epoch in
+data/validation/live/: the run's history, which `train.epochs: best` reads and the
+plot stage publishes as metrics/history.csv.
+
+The final fit: a fresh model on all training reviews for train.epochs (or `best`:
+the epoch with the lowest validation loss), saved as a Keras model
+(data/model/model.keras) and as an inference bundle (data/model/bundle.npz): its
+weights with the vocabulary, idf and params that turn raw text into its input, so
+it scores reviews without TensorFlow or the rest of the project. DVCLive logs each
+epoch in data/model/live/.
+
+Each fit is kept in data/memo/ by what determines it (pipeline/memo.py) and
+restored when that comes back: an experiment that changes only train.* does not
+fit the validation run again.
 """
 from __future__ import annotations
 
 import dataclasses
 from functools import partial
 
-from pipeline import features, files, inference, labels, paths
-from pipeline.cli import run
+import numpy as np
+
+from pipeline import features, files, inference, labels, memo, paths
+from pipeline.cli import UserError, run
 from pipeline.history import best_epoch, read_history
-from pipeline.params import TrainParams, load_params
+from pipeline.params import Params, TrainParams, load_params
+
+# What both fits read: a fit is a function of these, its params and the code.
+FIT_INPUTS = (paths.features_npz("train"), paths.labels("train"), paths.CLASSES)
+
+
+def split_validation(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers of x_val and partial_x_train."""
+    if val_size >= n:
+        raise UserError(
+            f"params.yaml: validate.val_size = {val_size} leaves nothing to train on; "
+            f"expected an integer from 1 to {n - 1} (the training split has {n} reviews)"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    return order[:val_size], order[val_size:]
 
 
 def final_epochs(params: TrainParams, history: dict[str, list[float]]) -> int:
     return best_epoch(history) if params.epochs == "best" else params.epochs
 
 
-def main() -> None:
-    all_params = load_params()
-    model_params, params = all_params.model, all_params.train
-    epochs = final_epochs(params, read_history(paths.VALIDATION_LIVE))
+def validation_run(all_params: Params, classes: list) -> None:
+    """Fits the validation run, or restores the one made before with the same inputs."""
+    model_params, params = all_params.model, all_params.validate
+    val_rows, train_rows = split_validation(features.count_reviews("train"), params.val_size, model_params.seed)
+    key = memo.fit_key("validation", _sections(all_params, "model", "validate"), FIT_INPUTS)
+    if memo.restore(key, paths.VALIDATION_DIR):
+        print(f"validation run: restored, made before with the same inputs ({paths.MEMO_DIR / key[:12]}…)")
+        return
+    print(f"validation run: {len(train_rows)} reviews, {len(val_rows)} held out, {params.epochs} epochs")
+    from pipeline import training  # TensorFlow loads only once the inputs are known to be good
+
+    training.train_model(
+        model_params,
+        partial(features.read_features, "train", train_rows),  # partial_x_train, partial_y_train
+        epochs=params.epochs,
+        load_validation=partial(features.read_features, "train", val_rows),  # x_val, y_val
+        live_dir=paths.VALIDATION_LIVE,
+        classes=len(classes),
+    )
+    memo.keep(key, paths.VALIDATION_DIR)
+
+
+def final_fit(all_params: Params, classes: list, epochs: int) -> None:
+    """Fits the final model and writes it with its bundle, or restores the one made
+    before with the same inputs."""
+    model_params, params = all_params.model, dataclasses.replace(all_params.train, epochs=epochs)
+    weighting = all_params.vectorize.weighting
+    inputs = (*FIT_INPUTS, paths.WORD_INDEX, *([paths.IDF] if weighting == "tfidf" else []))
+    sections = {**_sections(all_params, "vocab", "vectorize", "model"), "train": dataclasses.asdict(params)}
+    key = memo.fit_key("final", sections, inputs)
+    if memo.restore(key, paths.MODEL_DIR):
+        print(f"final fit: restored, made before with the same inputs ({paths.MEMO_DIR / key[:12]}…)")
+        return
     # What the bundle needs besides the weights, read first: a missing file stops the
     # stage before training, not after.
     vocabulary = inference.vocabulary_by_rank(files.read_json(paths.WORD_INDEX), all_params.vocab.num_words)
-    idf = files.read_npy(paths.IDF) if all_params.vectorize.weighting == "tfidf" else None
-    classes = labels.read_classes(model_params, all_params.vocab.num_words)
+    idf = files.read_npy(paths.IDF) if weighting == "tfidf" else None
     print(f"final fit: {features.count_reviews('train')} reviews, {epochs} epochs")
-
     from pipeline import training
 
     model, _ = training.train_model(
@@ -41,7 +95,7 @@ def main() -> None:
     )
     training.save_model(model, paths.MODEL)
     bundle = inference.Bundle(
-        all_params.vocab, all_params.vectorize, model_params, dataclasses.replace(params, epochs=epochs),
+        all_params.vocab, all_params.vectorize, model_params, params,
         vocabulary=vocabulary,
         layers=[inference.Layer(*layer) for layer in training.dense_layers(model)],
         idf=idf,
@@ -49,6 +103,18 @@ def main() -> None:
     )
     with files.atomic_open(paths.TRAINED_BUNDLE) as stream:
         inference.write_bundle(stream, bundle)
+    memo.keep(key, paths.MODEL_DIR)
+
+
+def _sections(all_params: Params, *names: str) -> dict[str, dict]:
+    return {name: dataclasses.asdict(getattr(all_params, name)) for name in names}
+
+
+def main() -> None:
+    all_params = load_params()
+    classes = labels.read_classes(all_params.model, all_params.vocab.num_words)
+    validation_run(all_params, classes)
+    final_fit(all_params, classes, final_epochs(all_params.train, read_history(paths.VALIDATION_LIVE)))
 
 
 if __name__ == "__main__":

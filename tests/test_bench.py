@@ -106,8 +106,8 @@ def measurement(argv=("python",), wall_s=1.0, peak=100 * MB, tensorflow=False, l
 
 
 def results(chapter_wall=100.0, pipeline_wall=30.0, stage_peak=900 * MB, epoch=0.1, accuracy=0.886,
-            noop_s=1.5, noop_reran=(), tensorflow_in=("validate", "train")):
-    names = ["download", "vocab", "vectorize", "validate", "train", "evaluate", "plot"]
+            noop_s=1.5, noop_reran=(), tensorflow_in=("train",)):
+    names = ["download", "vocab", "vectorize", "train", "evaluate", "plot"]
     stages = {name: measurement(peak=stage_peak if name == "train" else 100 * MB, tensorflow=name in tensorflow_in)
               for name in names}
     chapter_result = report.ChapterResult(
@@ -154,7 +154,7 @@ def test_targets_met_when_the_pipeline_is_within_every_limit():
         (dict(accuracy=0.8805), {"test accuracy"}),
         (dict(noop_s=3.1), {"`dvc repro` with nothing to do"}),
         (dict(noop_reran=["vocab"]), {"`dvc repro` with nothing to do"}),
-        (dict(tensorflow_in=("vocab", "validate")), {"stages that train nothing but loaded TensorFlow"}),
+        (dict(tensorflow_in=("vocab", "train")), {"stages that train nothing but loaded TensorFlow"}),
     ],
 )
 def test_each_target_fails_on_its_own(changes, failed):
@@ -163,7 +163,7 @@ def test_each_target_fails_on_its_own(changes, failed):
 
 
 def test_report_names_the_largest_stage_and_the_stages_that_loaded_tensorflow():
-    markdown = report.render(results(stage_peak=1200 * MB, tensorflow_in=("plot", "validate")))
+    markdown = report.render(results(stage_peak=1200 * MB, tensorflow_in=("plot", "train")))
     assert "(b) its largest stage, train | 9800 | 1200 | 0.122 |" in markdown
     assert "(download, vocab, vectorize, evaluate, plot): plot | 1 | 0 | **no** |" in markdown
 
@@ -236,11 +236,11 @@ def test_quick_benchmark_reports_every_row_with_numbers(tmp_path):
 
     stages = tables["The pipeline, stage by stage"]
     assert [row[0] for row in stages] == [
-        "download", "vocab", "vectorize", "validate", "train", "evaluate", "plot", "`dvc repro -f`, all stages",
+        "download", "vocab", "vectorize", "train", "evaluate", "plot", "`dvc repro -f`, all stages",
     ]
     assert all(float(row[1]) > 0 and float(row[2]) > 0 for row in stages)
     loaded_tensorflow = {row[0] for row in stages if row[3] == "yes"}
-    assert loaded_tensorflow == {"validate", "train", "`dvc repro -f`, all stages"}
+    assert loaded_tensorflow == {"train", "`dvc repro -f`, all stages"}
     # The whole run takes longer than any of its stages.
     assert float(stages[-1][1]) > max(float(row[1]) for row in stages[:-1])
 

@@ -2,6 +2,7 @@
 import contextlib
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ SMALL = dict(
     validate={"val_size": 40, "epochs": 3},
     train={"epochs": "best"},
 )
-ALL_STAGES = ["download", "vocab", "vectorize", "validate", "train", "evaluate", "plot"]
+ALL_STAGES = ["download", "vocab", "vectorize", "train", "evaluate", "plot"]
 KILL_MID_WRITE = Path(__file__).with_name("kill_mid_write.py")
 
 
@@ -83,7 +84,7 @@ def test_dvc_repro_builds_everything_then_reruns_only_what_a_change_touches(proj
     assert "up to date" in project.dvc("status").stdout
 
     project.set_params(model={"units": 8})
-    assert project.repro() == ["validate", "train", "evaluate", "plot"]
+    assert project.repro() == ["train", "evaluate", "plot"]
     assert (project.path / "data/features/train.npz").read_bytes() == first_features
 
     project.set_params(vocab={"num_words": 20})
@@ -98,14 +99,14 @@ def test_bad_params_stop_a_stage_with_one_line_and_keep_its_outputs(project_fact
     history = (project.path / "metrics/history.csv").read_bytes()
 
     project.set_params(model={"activation": "relu6"}, validate={"val_size": 500})
-    result = project.run("python", "-m", "pipeline.validate", check=False)
+    result = project.run("python", "-m", "pipeline.train", check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: params.yaml: model.activation = 'relu6' is not allowed; "
         "expected one of relu, tanh, sigmoid, elu, selu, gelu, swish, linear"
     ]
     project.set_params(model={"activation": "relu"})
-    result = project.run("python", "-m", "pipeline.validate", check=False)
+    result = project.run("python", "-m", "pipeline.train", check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().endswith(
@@ -126,11 +127,13 @@ def test_missing_input_tells_the_user_to_run_the_pipeline(project_factory, archi
 
 
 def data_files(path) -> dict[str, bytes]:
-    """Every output under data/ by relative path; temporary files of killed writes aside."""
+    """Every output under data/ by relative path; temporary files of killed writes and the
+    fits train keeps for reuse (data/memo/) aside."""
+    memo = path / "data/memo"
     return {
         str(file.relative_to(path)): file.read_bytes()
         for file in sorted((path / "data").rglob("*"))
-        if file.is_file() and not file.name.endswith(".tmp")
+        if file.is_file() and not file.name.endswith(".tmp") and memo not in file.parents
     }
 
 
@@ -186,10 +189,43 @@ def test_forced_rerun_gives_byte_identical_outputs(project_factory, archive):
     project.repro()
     first = {**data_files(project.path), **metrics_files(project.path)}
     lock = (project.path / "dvc.lock").read_bytes()
+    shutil.rmtree(project.path / "data/memo")  # so that both fits are made again, not restored
     assert project.dvc("repro", "-f") and (project.path / "dvc.lock").read_bytes() == lock
     second = {**data_files(project.path), **metrics_files(project.path)}
     assert sorted(second) == sorted(first)
     assert [name for name in first if first[name] != second[name]] == []
+
+
+@pytest.mark.e2e
+def test_a_change_of_train_params_alone_fits_once_and_a_restored_fit_equals_a_new_one(project_factory, archive):
+    project = project_factory(archive, **SMALL)
+    project.repro()
+    validation = live_files(project.path / "data/validation")
+
+    project.set_params(train={"epochs": 2})
+    result = project.dvc("repro")
+    assert "validation run: restored" in result.stdout
+    assert "final fit: 120 reviews, 2 epochs" in result.stdout
+    assert live_files(project.path / "data/validation") == validation
+    two_epochs = {**data_files(project.path), **metrics_files(project.path)}
+
+    project.set_params(validate={"epochs": 4})  # train.epochs stays 2: the final fit is the one just made
+    result = project.dvc("repro")
+    assert "validation run: 80 reviews, 40 held out, 4 epochs" in result.stdout
+    assert "final fit: restored" in result.stdout
+    project.set_params(validate={"epochs": 3})  # back to params run before: DVC's run-cache restores the stage
+    assert "Stage 'train' is cached - skipping run" in project.dvc("repro").stdout
+    assert {**data_files(project.path), **metrics_files(project.path)} == two_epochs
+
+    shutil.rmtree(project.path / "data/memo")
+    result = project.dvc("repro", "-f", "-s", "train")
+    assert "restored" not in result.stdout
+    assert data_files(project.path) == {name: data for name, data in two_epochs.items() if name.startswith("data/")}
+    assert (project.path / "data/memo").is_dir()
+
+
+def live_files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def stage_process(dvc_pid: int, timeout: float = 60) -> psutil.Process:

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 from matplotlib.colors import to_rgba
 
-from pipeline import evaluate, features, history, plot, text, train, validate, vectorize, vocab
+from pipeline import evaluate, features, history, plot, text, train, vectorize, vocab
 from pipeline.cli import UserError
 from pipeline.params import TrainParams
 
@@ -18,9 +18,9 @@ HISTORY = {
 
 
 def test_validation_split_is_seeded_disjoint_and_complete():
-    val_rows, train_rows = validate.split_validation(100, 30, seed=1)
-    again_val, _ = validate.split_validation(100, 30, seed=1)
-    other_val, _ = validate.split_validation(100, 30, seed=2)
+    val_rows, train_rows = train.split_validation(100, 30, seed=1)
+    again_val, _ = train.split_validation(100, 30, seed=1)
+    other_val, _ = train.split_validation(100, 30, seed=2)
     assert len(val_rows) == 30 and len(train_rows) == 70
     assert sorted(np.concatenate([val_rows, train_rows])) == list(range(100))
     np.testing.assert_array_equal(val_rows, again_val)
@@ -29,7 +29,7 @@ def test_validation_split_is_seeded_disjoint_and_complete():
 
 def test_validation_set_as_large_as_the_data_is_refused():
     with pytest.raises(UserError, match=r"validate\.val_size = 100 .*from 1 to 99"):
-        validate.split_validation(100, 100, seed=1)
+        train.split_validation(100, 100, seed=1)
 
 
 def test_history_table_numbers_epochs_from_one_and_best_epoch_is_the_first_lowest_val_loss(tmp_path):

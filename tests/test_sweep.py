@@ -29,11 +29,11 @@ def commit(project, message):
 
 
 @pytest.mark.e2e
-def test_dvclive_writes_each_epoch_while_validate_is_still_fitting(project):
+def test_dvclive_writes_each_epoch_while_the_validation_run_is_still_fitting(project):
     project.dvc("repro", "vectorize")  # the data first, so that what runs below is the fit
     project.set_params(validate={"epochs": 400})
     run = subprocess.Popen(
-        [sys.executable, "-m", "dvc", "repro", "validate"], cwd=project.path, env=project.env,
+        [sys.executable, "-m", "dvc", "repro", "train"], cwd=project.path, env=project.env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     live = project.path / LIVE_EVAL_LOSS
