@@ -7,17 +7,22 @@ precision, recall, F1 and the confusion matrix, plus a summary of the validation
 run; roc.csv and confusion.csv beside it feed `dvc plots` once the plot stage
 publishes all three in metrics/. data/predictions/test.parquet keeps every review's
 probability. The bundle, stamped with its test metrics, becomes
-data/bundle/imdb-sentiment.npz: the model imdb-predict and `dvc artifacts get` use.
+data/bundle/imdb-sentiment.npz: the model imdb-predict and `dvc artifacts get` use;
+beside it, params.sha256 holds params.yaml's digest when the bundle was built with what
+params.yaml says, so imdb-predict need not parse params.yaml to know it.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline import features, files, inference, labels, paths
-from pipeline.cli import run
+from pipeline import features, files, inference, labels, limits, paths
+from pipeline.cli import UserError, run
 from pipeline.history import DECIMALS, best_epoch, read_history
 from pipeline.labels import predicted
+from pipeline.params import parse_raw
 
 ROC_POINTS = 201  # the ROC curve kept in git, sampled at evenly spaced false-positive rates
 
@@ -147,6 +152,18 @@ def bundle_metrics(test: dict, classes: list) -> dict:
     return {key: test[key] for key in ("loss", "accuracy", "macro_f1")}
 
 
+def matching_params_digest(bundle: inference.Bundle, params_path: Path = paths.PARAMS) -> str:
+    """params.yaml's digest if the bundle was built with what it says, else nothing: what
+    imdb-predict compares with, to skip parsing params.yaml again."""
+    try:
+        data = limits.read_regular(params_path, "a params file", limits.MAX_PARAMS_BYTES)
+        if inference.params_differences(bundle, parse_raw(data, params_path)):
+            return ""
+    except UserError:
+        return ""
+    return inference.params_digest(data)
+
+
 def main() -> None:
     bundle = inference.read_bundle(paths.TRAINED_BUNDLE)
     x_test, y_test = features.read_features("test")
@@ -165,6 +182,7 @@ def main() -> None:
     files.write_parquet(paths.TEST_PREDICTIONS, predictions_table(y_test, probabilities, classes))
     with files.atomic_open(paths.BUNDLE) as stream:
         inference.write_bundle(stream, bundle.with_metrics(bundle_metrics(report["test"], classes)))
+    files.write_text(paths.BUNDLE_PARAMS_DIGEST, matching_params_digest(bundle) + "\n")
     print(f"test loss {report['test']['loss']}, test accuracy {report['test']['accuracy']}")
 
 

@@ -21,6 +21,8 @@ one-line error.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import math
@@ -43,6 +45,7 @@ from pipeline.params import (
     VectorizeParams,
     VocabParams,
     parse_section,
+    shown,
 )
 from pipeline.ragged import row_offsets
 
@@ -517,6 +520,39 @@ class _Reader:
         return array
 
 
+# ---------------------------------------------------------------- params it was built with
+
+
+def params_digest(data: bytes) -> str:
+    """The digest of a params.yaml's bytes, as evaluate records it beside the bundle."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def params_differences(bundle: Bundle, raw: object) -> list[str]:
+    """`section.key = value here (built with value)` for each param the bundle records
+    that params.yaml (as YAML gives it, unchecked) sets otherwise."""
+    differences = []
+    for section, built_values in bundle.metadata()["params"].items():
+        here = raw.get(section) if isinstance(raw, dict) else None
+        for key, built in built_values.items():
+            now = here.get(key, _ABSENT) if isinstance(here, dict) else _ABSENT
+            if (section, key) == ("train", "epochs") and now == "best":
+                continue  # best is an epoch number once trained
+            if now != built:
+                here_text = "absent" if now is _ABSENT else _short(now)
+                differences.append(f"{section}.{key} = {here_text} (built with {_short(built)})")
+    return differences
+
+
+_ABSENT = object()
+
+
+def _short(value: object) -> str:
+    if isinstance(value, str):
+        return value if len(value) <= 40 else value[:39] + "…"
+    return json.dumps(value) if isinstance(value, (int, float, bool, type(None))) else shown(value)
+
+
 # ---------------------------------------------------------------- scoring
 
 
@@ -527,10 +563,14 @@ class Scorer:
 
     def __init__(self, bundle: Bundle):
         self.bundle = bundle
-        word_index = {term: rank for rank, term in enumerate(bundle.vocabulary, start=1)}
+        word_index = dict(zip(bundle.vocabulary, range(1, len(bundle.vocabulary) + 1), strict=True))
         self.index_of = text.word_to_index(word_index, bundle.num_words, bundle.vocab.skip_top)
-        self.word_of = {index: word for word, index in self.index_of.items()}
         self._encoder = None  # pipeline.corpus.Encoder, for encode_many
+
+    @functools.cached_property
+    def word_of(self) -> dict[int, str]:
+        """The term each index encodes: only explanations need it."""
+        return {index: word for word, index in self.index_of.items()}
 
     @classmethod
     def load(cls, path: str | Path) -> Scorer:
@@ -556,7 +596,8 @@ class Scorer:
 
             self._encoder = corpus.Encoder(self.index_of, self.bundle.vocab.ngram_range)
         offsets, indices = self._encoder.encode_texts(texts)
-        return np.split(indices, offsets[1:-1])
+        bounds = offsets.tolist()  # slicing by Python ints: np.split took ten times as long
+        return [indices[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
 
     def features(self, sequences: Sequence[np.ndarray]) -> scipy.sparse.csr_matrix | Rows:
         """The rows the vectorize stage would build for these encoded reviews: a few as Rows

@@ -5,15 +5,12 @@ line naming the dotted key and what is allowed.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import reprlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from pipeline import limits, paths
 from pipeline.cli import UserError
@@ -174,6 +171,8 @@ def shown(value: Any, limit: int = 100) -> str:
 
 
 def _suggestion(key: str, valid: list[str]) -> str:
+    import difflib  # only once a key is wrong
+
     close = difflib.get_close_matches(key, valid, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
@@ -264,11 +263,17 @@ def load_params(path: Path = paths.PARAMS) -> Params:
 
 def read_raw(path: Path = paths.PARAMS) -> Any:
     """params.yaml as YAML gives it, unchecked; a file that is none is one line."""
-    data = limits.read_regular(path, "a params file", limits.MAX_PARAMS_BYTES)
+    return parse_raw(limits.read_regular(path, "a params file", limits.MAX_PARAMS_BYTES), path)
+
+
+def parse_raw(data: bytes, path: Path = paths.PARAMS) -> Any:
+    """The bytes of a params file as YAML gives them, unchecked."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ParamsError(f"{path} is not UTF-8 text (byte {error.start + 1})") from None
+    import yaml  # here: imdb-predict parses params.yaml only when it is not what evaluate found
+
     try:
         return yaml.safe_load(text)
     except RecursionError:

@@ -31,6 +31,9 @@ MODEL = MODEL_DIR / "model.keras"
 # metrics, the artifact imdb-predict reads and `dvc artifacts get` hands out.
 TRAINED_BUNDLE = MODEL_DIR / "bundle.npz"
 BUNDLE = BUNDLE_DIR / "imdb-sentiment.npz"
+# The sha256 of the params.yaml evaluate found BUNDLE built with (empty if it was not):
+# imdb-predict parses params.yaml to compare it with the bundle only when it differs.
+BUNDLE_PARAMS_DIGEST = BUNDLE_DIR / "params.sha256"
 TEST_PREDICTIONS = PREDICTIONS_DIR / "test.parquet"
 
 # train and evaluate write DVC-cached files, so DVC's run-cache can restore those

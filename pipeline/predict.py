@@ -24,7 +24,6 @@ import collections
 import contextlib
 import itertools
 import json
-import multiprocessing
 import os
 import re
 import sys
@@ -36,10 +35,11 @@ from typing import IO
 
 import numpy as np
 
-from pipeline import limits, paths, text
+from pipeline import inference, limits, paths, text
 from pipeline.cli import UserError, for_terminal, run, say
 from pipeline.inference import Bundle, Scorer, strongest
-from pipeline.params import read_raw, shown
+from pipeline.params import parse_raw
+from pipeline.ragged import row_offsets
 
 PROG = "imdb-predict"
 # Big inputs are scored a chunk at a time, so memory stays flat however long the file is.
@@ -103,23 +103,30 @@ def load_scorer(model: str | None) -> Scorer:
             f"missing {paths.BUNDLE}: run `dvc repro` to build it, or `dvc pull` if the project has a remote"
         )
     scorer = Scorer.load(os.path.relpath(root / paths.BUNDLE))  # named in messages as the user would type it
-    warning = params_warning(scorer.bundle, root / paths.PARAMS)
+    warning = params_warning(scorer.bundle, root)
     if warning:
         say(f"warning: {warning}")
     return scorer
 
 
-def params_warning(bundle: Bundle, params_path: Path) -> str | None:
+def params_warning(bundle: Bundle, root: Path) -> str | None:
     """Whether params.yaml describes the project's model. The bundle carries the params
     it was built with, and scores by them whatever params.yaml says (even when it does
     not validate, as after a refused `dvc exp run -S`), so a difference is a warning:
-    the user changed params.yaml and has not run `dvc repro` yet."""
-    where = os.path.relpath(params_path)  # named as the user would type it
+    the user changed params.yaml and has not run `dvc repro` yet.
+
+    evaluate records the digest of the params.yaml it found the bundle built with;
+    while params.yaml has those bytes, it is not parsed again (YAML's import alone is
+    a sixth of scoring one review)."""
+    where = Path(os.path.relpath(root / paths.PARAMS))  # named as the user would type it
     try:
-        raw = read_raw(Path(where))
+        data = limits.read_regular(where, "a params file", limits.MAX_PARAMS_BYTES)
+        if inference.params_digest(data) == _recorded_digest(root / paths.BUNDLE_PARAMS_DIGEST):
+            return None
+        raw = parse_raw(data, where)
     except UserError as error:
         return f"{error}; {paths.BUNDLE} scores with the params it was built with"
-    differences = built_with_differences(bundle, raw)
+    differences = inference.params_differences(bundle, raw)
     if not differences:
         return None
     listed = "; ".join(differences[:MAX_SHOWN_DIFFERENCES])
@@ -130,32 +137,14 @@ def params_warning(bundle: Bundle, params_path: Path) -> str | None:
     )
 
 
+def _recorded_digest(path: Path) -> str | None:
+    try:
+        return limits.read_regular(path, "a digest", 1024).decode("ascii", "replace").strip() or None
+    except (UserError, OSError):
+        return None  # none recorded: params.yaml is parsed and compared
+
+
 MAX_SHOWN_DIFFERENCES = 4
-
-
-def built_with_differences(bundle: Bundle, raw: object) -> list[str]:
-    """`section.key = value here (built with value)` for each param the bundle records
-    that params.yaml (as YAML gives it, unchecked) sets otherwise."""
-    differences = []
-    for section, built_values in bundle.metadata()["params"].items():
-        here = raw.get(section) if isinstance(raw, dict) else None
-        for key, built in built_values.items():
-            now = here.get(key, _ABSENT) if isinstance(here, dict) else _ABSENT
-            if (section, key) == ("train", "epochs") and now == "best":
-                continue  # best is an epoch number once trained
-            if now != built:
-                here_text = "absent" if now is _ABSENT else _short(now)
-                differences.append(f"{section}.{key} = {here_text} (built with {_short(built)})")
-    return differences
-
-
-_ABSENT = object()
-
-
-def _short(value: object) -> str:
-    if isinstance(value, str):
-        return value if len(value) <= 40 else value[:39] + "…"
-    return json.dumps(value) if isinstance(value, (int, float, bool, type(None))) else shown(value)
 
 
 # ---------------------------------------------------------------- input
@@ -261,10 +250,22 @@ def chunks(
 
 
 def preview(review: str) -> str:
-    flat = " ".join(review.split())
+    flat = _collapsed_start(review, PREVIEW)
     if len(flat) > PREVIEW:
         flat = flat[: PREVIEW - 1].rstrip() + "…"
     return flat.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates from argv
+
+
+def _collapsed_start(review: str, characters: int) -> str:
+    """The review with its whitespace runs made single spaces, at least its first
+    `characters + 1` characters of that (all of it if shorter): reviews run to thousands of
+    characters, and splitting each whole took a third of scoring a file."""
+    length = 4 * characters
+    while True:
+        flat = " ".join(review[:length].split())
+        if len(flat) > characters or length >= len(review):
+            return flat
+        length *= 4
 
 
 def as_text(result: Scored, where: str) -> str:
@@ -434,7 +435,7 @@ def scored_chunks(
     scored on every core (encoding and the forward pass are most of the work), with at most two
     chunks per core in flight, so memory stays flat however long the input is."""
     workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    one_process = source.interactive or workers < 2 or "fork" not in multiprocessing.get_all_start_methods()
+    one_process = source.interactive or workers < 2 or not hasattr(os, "fork")
     # a second chunk is waited for only when it may be worth a pool (never at a terminal)
     started: list[list[InputReview]] = []
     over_limit = None  # input over a limit: what was read before it is scored, then it is raised
@@ -455,6 +456,8 @@ def scored_chunks(
 def _scored_in_pool(
     scorer: Scorer, reviews: Iterator[list[InputReview]], args: argparse.Namespace, source: Source, workers: int
 ) -> Iterator[tuple[list[InputReview], list[str]]]:
+    import multiprocessing  # here: one review never needs it
+
     global _FORKED  # what each worker inherits by fork: nothing of it is pickled
     _FORKED = (scorer, args, source)
     pending: collections.deque = collections.deque()
@@ -488,17 +491,11 @@ def score_chunk(scorer: Scorer, chunk: list[InputReview], args: argparse.Namespa
     probabilities = scorer.probabilities(scorer.features(sequences))
     effects = scorer.occlusion(sequences, probabilities) if args.explain else None
     names = scorer.labels(probabilities)
+    words, known_words = _word_counts(sequences)
     out = []
-    for row, (review, sequence) in enumerate(zip(chunk, sequences, strict=True)):
+    for row, review in enumerate(chunk):
         probability, top = _probability_and_top(scorer, probabilities[row], args.top_k, args.json or bool(args.top_k))
-        result = Scored(
-            review,
-            names[row],
-            probability,
-            words=len(sequence) - 1,
-            known_words=int(np.count_nonzero(sequence[1:] != text.OOV_CHAR)),
-            top=top,
-        )
+        result = Scored(review, names[row], probability, words=words[row], known_words=known_words[row], top=top)
         if effects is not None and effects[row] is None:
             result.not_explained = TOO_LARGE_TO_EXPLAIN
         elif effects is not None:
@@ -506,6 +503,17 @@ def score_chunk(scorer: Scorer, chunk: list[InputReview], args: argparse.Namespa
             result.explanation = strongest(*effects[row], scorer.word_of, args.top, directions)
         out.append(as_json(result, source.position_key) if args.json else as_text(result, source.where(review)))
     return out
+
+
+def _word_counts(sequences: list[np.ndarray]) -> tuple[list[int], list[int]]:
+    """The tokens of each encoded review, and those in the vocabulary (the start marker,
+    first in every sequence, is neither), counted for the whole chunk at once."""
+    if not sequences:
+        return [], []
+    lengths = np.fromiter(map(len, sequences), np.int64, len(sequences))
+    in_vocabulary = (np.concatenate(sequences) != text.OOV_CHAR).astype(np.int64)
+    known = np.add.reduceat(in_vocabulary, row_offsets(lengths)[:-1])
+    return (lengths - 1).tolist(), (known - 1).tolist()
 
 
 def _probability_and_top(scorer: Scorer, probability: np.ndarray, top_k: int | None, listed: bool) -> tuple:

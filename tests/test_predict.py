@@ -6,6 +6,7 @@ fresh repository); each test then runs the command in that project, in process
 """
 import collections
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -21,8 +22,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pipeline import inference, predict
+from pipeline import evaluate, inference, predict
 from pipeline.params import load_params
 from testbed.archives import official_extras, review_members, write_archive
 from testbed.project import make_project
@@ -249,11 +252,12 @@ def test_explain_does_not_change_the_scores(in_project, capsys, tmp_path, monkey
 
 
 BUNDLE = "data/bundle/imdb-sentiment.npz"
+DIGEST = "data/bundle/params.sha256"
 
 
 def bare_copy(project, path, leave_out=()):
     """What predict reads of a project (dvc.yaml to find it, params, the bundle), copied."""
-    for name in ("dvc.yaml", "params.yaml", BUNDLE):
+    for name in ("dvc.yaml", "params.yaml", BUNDLE, DIGEST):
         if name not in leave_out:
             (path / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(project.path / name, path / name)
@@ -390,6 +394,41 @@ def test_params_changed_since_the_last_repro_are_a_warning_and_the_model_scores_
 
 
 @pytest.mark.e2e
+def test_params_yaml_as_evaluate_found_it_is_not_parsed_again_and_any_other_is(project, tmp_path):
+    # YAML's import alone is a sixth of scoring one review: while params.yaml has the bytes
+    # evaluate recorded beside the bundle, it is known to match without parsing it
+    copy = bare_copy(project, tmp_path)
+    assert (copy / DIGEST).read_text() == hashlib.sha256((copy / "params.yaml").read_bytes()).hexdigest() + "\n"
+    check = (
+        "import sys; from pipeline import predict; status = predict.main([" + repr(GOOD) + "]); "
+        "print('yaml' in sys.modules)"
+    )
+
+    def parsed_params() -> str:
+        result = subprocess.run([sys.executable, "-c", check], cwd=copy, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()[-1]
+
+    assert parsed_params() == "False"
+    (copy / "params.yaml").write_text((copy / "params.yaml").read_text() + "# a comment\n")
+    assert parsed_params() == "True"  # other bytes: parsed, and (the same values) no warning
+    (copy / DIGEST).write_text("")
+    assert parsed_params() == "True"
+
+
+def test_evaluate_records_the_params_digest_only_for_params_the_bundle_was_built_with(tmp_path):
+    params = load_params(ROOT / "params.yaml")
+    bundle = inference.Bundle(params.vocab, params.vectorize, params.model, params.train, vocabulary=[], layers=[])
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    assert evaluate.matching_params_digest(bundle, path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    path.write_text(path.read_text().replace("units: 16", "units: 32"))
+    assert evaluate.matching_params_digest(bundle, path) == ""
+    path.write_text("model: [unclosed\n")
+    assert evaluate.matching_params_digest(bundle, path) == ""
+
+
+@pytest.mark.e2e
 def test_a_damaged_model_is_an_error(project, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(bare_copy(project, tmp_path))
     model = tmp_path / BUNDLE
@@ -500,18 +539,25 @@ def test_params_yaml_is_compared_with_the_params_the_model_was_built_with():
     )
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["train"]["epochs"] = "best"  # an epoch number once trained: no difference
-    assert predict.built_with_differences(bundle, raw) == []
+    assert inference.params_differences(bundle, raw) == []
     raw["vocab"]["ngram_range"] = [1, 2]
     raw["vectorize"]["weighting"] = "tfidf"
     del raw["model"]["seed"]
     raw["download"]["reviews_per_folder"] = 3  # not a param the bundle records
-    assert predict.built_with_differences(bundle, raw) == [
+    assert inference.params_differences(bundle, raw) == [
         "vocab.ngram_range = [1, 2] (built with [1, 1])",
         "vectorize.weighting = tfidf (built with binary)",
         "model.seed = absent (built with 113)",
     ]
     every_key_it_records = 3 + 1 + 11 + 1
-    assert len(predict.built_with_differences(bundle, ["not", "a", "mapping"])) == every_key_it_records
+    assert len(inference.params_differences(bundle, ["not", "a", "mapping"])) == every_key_it_records
+
+
+@given(st.text(alphabet=" \t\n\u00a0\u2028ab", max_size=400))
+def test_the_preview_collapses_as_if_the_whole_review_were_split(review):
+    whole = " ".join(review.split())
+    expected = whole if len(whole) <= predict.PREVIEW else whole[: predict.PREVIEW - 1].rstrip() + "…"
+    assert predict.preview(review) == expected
 
 
 def test_the_preview_is_one_short_line():
