@@ -25,7 +25,15 @@ from pathlib import Path
 import yaml
 
 from bench.probe import Measurement, seconds_per_epoch
-from bench.report import NOOP_RUNS, Benchmark, ChapterResult, PipelineResult, render
+from bench.report import (
+    NOOP_RUNS,
+    Benchmark,
+    ChapterResult,
+    ExperimentResult,
+    PipelineResult,
+    dvc_own_seconds,
+    render,
+)
 from pipeline import files
 from pipeline.cli import UserError
 from pipeline.sources import imdb
@@ -164,18 +172,19 @@ def stage_measurements(dvc_yaml: Path, log: Path, names: Sequence[str] | None = 
 
 
 def measured_repro(
-    project: Project, workdir: Path, *args: str, stages: Sequence[str] | None = None
+    project: Project, workdir: Path, *args: str, stages: Sequence[str] | None = None, command: str = "repro"
 ) -> tuple[Measurement, dict[str, Measurement]]:
-    """`dvc repro ARGS` in project under the probe, each stage it runs under the probe too
-    (a `python` first on their PATH): the whole run's Measurement and each stage's (of
-    `stages`, or all), by name. dvc's output goes to workdir/dvc.log."""
+    """`dvc repro ARGS` (or another dvc command that runs stages) in project under the probe,
+    each stage it runs under the probe too (a `python` first on their PATH): the whole
+    run's Measurement and each stage's (of `stages`, or all), by name. dvc's output goes to
+    workdir/dvc.log."""
     stage_log = workdir / "stages.jsonl"
+    stage_log.unlink(missing_ok=True)
     probe_bin = write_python_probe(workdir / "probe-bin", stage_log)
     stages_probed = {**project.env, "PATH": f"{probe_bin}{os.pathsep}{project.env['PATH']}"}
-    argv = [sys.executable, "-m", "dvc", "repro", *args]
-    whole = probed(
-        argv, " ".join(["dvc", "repro", *args]), cwd=project.path, env=stages_probed, log=workdir / "dvc.log"
-    )
+    dvc_args = [*command.split(), *args]
+    argv = [sys.executable, "-m", "dvc", *dvc_args]
+    whole = probed(argv, " ".join(["dvc", *dvc_args]), cwd=project.path, env=stages_probed, log=workdir / "dvc.log")
     return whole, stage_measurements(project.path / "dvc.yaml", stage_log, stages)
 
 
@@ -219,6 +228,47 @@ def run_predict(project: Project, workdir: Path) -> dict[str, Measurement]:
     return measured
 
 
+def run_floor(project: Project, workdir: Path) -> Measurement:
+    """Python with numpy alone: what a one-review imdb-predict cannot go below."""
+    progress("running python -c 'import numpy'")
+    return probed([sys.executable, "-c", "import numpy"], "python with numpy", cwd=project.path, env=project.env,
+                  log=workdir / "predict.log")
+
+
+def run_links(project: Project, workdir: Path, copied: PipelineResult) -> dict[str, float]:
+    """DVC's own seconds in `dvc repro -f` as the cache copies outputs (its default where the
+    file system has no reflinks, as ext4) and as it hard-links them."""
+    progress("running dvc repro -f with cache.type hardlink")
+    project.dvc("config", "cache.type", "hardlink")
+    try:
+        repro, stages = measured_repro(project, workdir, "-f")
+    finally:
+        project.dvc("config", "--unset", "cache.type")
+    linked = PipelineResult(repro, stages, 0.0, [], None, copied.test_accuracy)
+    return {"copy, DVC's default on this file system": dvc_own_seconds(copied), "hardlink": dvc_own_seconds(linked)}
+
+
+# The model-parameter experiment the target is for, then one that changes train.* alone.
+EXPERIMENTS = ("model.units=32", "train.epochs=5")
+# What train prints when it restores a fit from data/memo/ instead of making it
+RESTORED = {"validation run: restored": "validation run", "final fit: restored": "final fit"}
+
+
+def run_experiments(project: Project, workdir: Path) -> list[ExperimentResult]:
+    """Each of EXPERIMENTS run as a user runs one after a committed `dvc repro`."""
+    project.run("git", "add", "-A")
+    project.run("git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "baseline")
+    results = []
+    for settings in EXPERIMENTS:
+        progress(f"running dvc exp run -S {settings}")
+        run, _ = measured_repro(project, workdir, "-S", settings, stages=[], command="exp run")
+        printed = [line for _, line in run.lines]
+        stages = stage_measurements(project.path / "dvc.yaml", workdir / "stages.jsonl", stages_run("\n".join(printed)))
+        reused = [what for mark, what in RESTORED.items() if any(mark in line for line in printed)]
+        results.append(ExperimentResult(settings, run, stages, reused))
+    return results
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small generated archive instead of the real reviews")
@@ -246,10 +296,17 @@ def benchmark(workdir: Path, quick: bool) -> Benchmark:
     data += f"; the pipeline's code at {code_version()}"
     progress(f"making a copy of the project in {workdir / 'project'}")
     project = make_project(workdir / "project", archive, **(QUICK_PARAMS if quick else {}))
+    # Python's own habit, left off on some machines: the project's modules compiled once and
+    # kept, as for any user after the first run.
+    project.env.pop("PYTHONDONTWRITEBYTECODE", None)
     pipeline = run_pipeline(project, workdir)
     predict = run_predict(project, workdir)
+    floor = run_floor(project, workdir)
+    dvc_own_s = run_links(project, workdir, pipeline)
+    experiments = run_experiments(project, workdir)
     chapter = run_chapter(project, workdir)
-    return Benchmark(data=data, machine=machine_now, chapter=chapter, pipeline=pipeline, predict=predict)
+    return Benchmark(data=data, machine=machine_now, chapter=chapter, pipeline=pipeline, predict=predict,
+                     floor=floor, experiments=experiments, dvc_own_s=dvc_own_s)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ time (at most limits.MAX_REVIEWS reviews).
 """
 from __future__ import annotations
 
+import os
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
@@ -33,6 +34,7 @@ from pipeline.params import DownloadParams, load_params
 # so their files are what writing each split as one table gives; larger datasets
 # are written a group at a time instead of being held whole.
 TEXT_BYTES_PER_GROUP = 64 << 20
+SPOOL_WRITE_BYTES = 1 << 20  # texts gathered before one write to the spool
 TRAIN, TEST, UNSPLIT = 0, 1, 2
 _INT32 = np.iinfo(np.int32)
 
@@ -46,6 +48,8 @@ class Spool:
         self.file = file
         self.limit = limits.MAX_REVIEWS
         self.size = 0
+        self.pending: list[bytes] = []  # texts not yet written: one write per SPOOL_WRITE_BYTES
+        self.pending_bytes = 0
         self.splits = array("b")
         self.starts = array("q")
         self.sizes = array("i")  # a text is at most limits.MAX_REVIEW_BYTES
@@ -69,8 +73,10 @@ class Spool:
                 f"review {str(review.id)[:40]!r} ({review.split or 'no split'}) has {len(data):,} bytes of text; "
                 f"a review may have at most {limits.size(limits.MAX_REVIEW_BYTES)}"
             )
-        with files.spooling():
-            self.file.write(data)
+        self.pending.append(data)
+        self.pending_bytes += len(data)
+        if self.pending_bytes >= SPOOL_WRITE_BYTES:
+            self.flush()
         self.splits.append({"train": TRAIN, "test": TEST, None: UNSPLIT}[review.split])
         self.starts.append(self.size)
         self.sizes.append(len(data))
@@ -85,6 +91,13 @@ class Spool:
         if len(review.extras) < len(self.extras):
             for column in self.extras.values():
                 column.pad(row + 1)
+
+    def flush(self) -> None:
+        with files.spooling():
+            self.file.writelines(self.pending)
+            self.file.flush()
+        self.pending.clear()
+        self.pending_bytes = 0
 
     def _add_id(self, review_id) -> None:
         if isinstance(self.ids, array) and not isinstance(review_id, int):
@@ -128,8 +141,7 @@ class Spool:
         labels = pa.array(self.labels(), schema.field("label").type)
         codes = np.frombuffer(self.label_codes, np.int32)
         ids = np.frombuffer(self.ids, np.int64) if isinstance(self.ids, array) else None
-        with files.spooling():
-            self.file.flush()
+        self.flush()
         for group in row_groups(sizes[rows], TEXT_BYTES_PER_GROUP):
             picked = rows[group]
             columns = {
@@ -148,9 +160,10 @@ class Spool:
         np.cumsum(sizes, out=offsets[1:])
         data = bytearray(int(offsets[-1]))
         view = memoryview(data)
-        for start, size, offset in zip(starts.tolist(), sizes.tolist(), offsets[:-1].tolist(), strict=True):
-            self.file.seek(start)
-            self.file.readinto(view[offset : offset + size])
+        descriptor = self.file.fileno()
+        with files.spooling():
+            for start, size, offset in zip(starts.tolist(), sizes.tolist(), offsets[:-1].tolist(), strict=True):
+                os.preadv(descriptor, [view[offset : offset + size]], start)  # one call, straight into place
         return pa.StringArray.from_buffers(len(sizes), pa.py_buffer(offsets), pa.py_buffer(data))
 
     def schema(self) -> tuple[pa.Schema, dict[str, pa.Array]]:

@@ -11,7 +11,6 @@ rating (download.target: rating: 8 classes, 1-4 and 7-10).
 """
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import sys
@@ -26,6 +25,7 @@ from typing import IO
 
 import numpy as np
 import pyarrow as pa
+from isal import igzip, isal_zlib
 from tqdm import tqdm
 
 try:
@@ -152,12 +152,13 @@ def member_kind(member: Member) -> str:
 class _TarFeed:
     """The decompressed tar stream, as libarchive reads it.
 
-    Python's gzip decompresses it because libarchive does not verify the gzip checksum
-    and length. An exception cannot pass through libarchive, so one raised here is kept
-    and libarchive told to stop; read_reviews raises it again.
+    ISA-L's gzip (python-isal, a drop-in for Python's, three times as fast) decompresses
+    it because libarchive does not verify the gzip checksum and length. An exception
+    cannot pass through libarchive, so one raised here is kept and libarchive told to
+    stop; read_reviews raises it again.
     """
 
-    def __init__(self, unzipped: gzip.GzipFile):
+    def __init__(self, unzipped: igzip.IGzipFile):
         self.unzipped = unzipped
         self.error: BaseException | None = None
         self.fed = 0  # bytes handed to libarchive so far
@@ -191,7 +192,7 @@ def read_reviews(stream: IO[bytes], tally: Tally) -> Iterator[Review]:
     the tar layer's end-of-archive marker there may be only zeros. libarchive parses
     the tar layer: tarfile's header parsing in Python took most of the stage's time.
     """
-    with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
+    with igzip.IGzipFile(fileobj=stream, mode="rb") as unzipped:
         feed = _TarFeed(unzipped)
         try:
             with libarchive.stream_reader(feed, "tar", "none", block_size=_FEED_BYTES) as archive:
@@ -240,7 +241,7 @@ def reviews_in(path: Path, tally: Tally) -> Iterator[Review]:
             yield from read_reviews(stream, tally)
     except libarchive.ArchiveError as error:  # its str() adds libarchive's internals
         raise UserError(f"{path}: not a readable gzip tar archive ({error.msg})") from None
-    except (EOFError, zlib.error, OSError) as error:
+    except (EOFError, zlib.error, isal_zlib.error, OSError) as error:
         raise UserError(f"{path}: not a readable gzip tar archive ({error})") from None
 
 
