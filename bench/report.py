@@ -304,8 +304,10 @@ def render(benchmark: Benchmark) -> str:
         "",
         *(
             [
-                "DVC's own work in `dvc repro -f` (the whole run minus its stages) by the cache's link type: "
-                "how outputs go into the cache and back.",
+                "## DVC's own work by the cache's link type",
+                "",
+                "`dvc repro -f` run again with `cache.type hardlink`: DVC's own work is the whole run minus its "
+                "stages (hashing the outputs, putting them in the cache, the lock file).",
                 "",
                 *_table(["cache.type", "DVC's own work (s)"], link_rows(benchmark.dvc_own_s)),
                 "",

@@ -303,8 +303,8 @@ def benchmark(workdir: Path, quick: bool) -> Benchmark:
     predict = run_predict(project, workdir)
     floor = run_floor(project, workdir)
     dvc_own_s = run_links(project, workdir, pipeline)
+    chapter = run_chapter(project, workdir)  # before the experiments change params.yaml
     experiments = run_experiments(project, workdir)
-    chapter = run_chapter(project, workdir)
     return Benchmark(data=data, machine=machine_now, chapter=chapter, pipeline=pipeline, predict=predict,
                      floor=floor, experiments=experiments, dvc_own_s=dvc_own_s)
 
