@@ -42,6 +42,7 @@ class PipelineResult:
     noop_reran: list[str]  # stages that no-op run ran anyway (should be none)
     seconds_per_epoch: float | None
     test_accuracy: float
+    noop_floor_s: float | None = None  # `dvc repro` with nothing to do in a one-stage project
 
 
 @dataclass
@@ -158,6 +159,12 @@ def pipeline_target_rows(
             f"≤ {MAX_NOOP_S} s, nothing re-run",
             _met(pipeline.noop_s <= MAX_NOOP_S and not pipeline.noop_reran),
         ],
+        *(
+            [[f"`dvc repro` with nothing to do in a project of one stage (s, median of {NOOP_RUNS}): DVC's floor",
+              _seconds(pipeline.noop_floor_s), "", ""]]
+            if pipeline.noop_floor_s is not None
+            else []
+        ),
         [
             "stages that train nothing but loaded TensorFlow (" + ", ".join(MODEL_FREE_STAGES) + ")"
             + (f": {', '.join(loaded)}" if loaded else ""),
