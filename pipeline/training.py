@@ -144,11 +144,28 @@ def sparse_product(x: tf.SparseTensor, kernel: tf.Tensor) -> tf.Tensor:
     @tf.custom_gradient
     def product(kernel):
         def gradient(upstream):  # only the kernel's: x's values are data
-            return tf.sparse.sparse_dense_matmul(x, upstream, adjoint_a=True)
+            return _column_blocks(x, upstream, adjoint=True)
 
-        return tf.sparse.sparse_dense_matmul(x, kernel), gradient
+        return _column_blocks(x, kernel), gradient
 
     return product(kernel)
+
+
+# TensorFlow's sparse-dense product takes another, slower path from 32 columns of the
+# dense side on: 8.2 ms for a batch against 32 columns, 1.0 ms against 24. Cut into
+# blocks of 16 columns, each element is the same sum in the same order, so the same bits.
+PRODUCT_COLUMNS = 16
+
+
+def _column_blocks(x: tf.SparseTensor, dense: tf.Tensor, adjoint: bool = False) -> tf.Tensor:
+    width = dense.shape[1]
+    if width < 2 * PRODUCT_COLUMNS:
+        return tf.sparse.sparse_dense_matmul(x, dense, adjoint_a=adjoint)
+    blocks = [
+        tf.sparse.sparse_dense_matmul(x, dense[:, start : start + PRODUCT_COLUMNS], adjoint_a=adjoint)
+        for start in range(0, width, PRODUCT_COLUMNS)
+    ]
+    return tf.concat(blocks, axis=1)
 
 
 def _optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:

@@ -8,6 +8,7 @@ import weakref
 
 import keras
 import numpy as np
+import pytest
 import scipy.sparse
 
 from pipeline import history, training
@@ -108,7 +109,8 @@ def test_batches_scale_columns_for_multi_hot_and_weighted_features():
     np.testing.assert_array_equal(ones, x.toarray())
 
 
-def test_sparse_product_and_its_gradient_are_kerass_bit_for_bit_with_a_dense_gradient():
+@pytest.mark.parametrize("units", [5, 2 * training.PRODUCT_COLUMNS + 8])  # one product; blocks of columns
+def test_sparse_product_and_its_gradient_are_kerass_bit_for_bit_with_a_dense_gradient(units):
     import tensorflow as tf
 
     rng = np.random.default_rng(1)
@@ -117,8 +119,8 @@ def test_sparse_product_and_its_gradient_are_kerass_bit_for_bit_with_a_dense_gra
     dense[10:] = 0  # empty rows, inside and at the end
     for x in (scipy.sparse.csr_matrix(dense), scipy.sparse.csr_matrix(dense > 0, dtype=np.float32)):
         batch = next(iter(training.sparse_batches(x, batch_size=12)))
-        kernel = tf.Variable(rng.normal(size=(30, 5)).astype(np.float32))
-        upstream = tf.constant(rng.normal(size=(12, 5)).astype(np.float32))
+        kernel = tf.Variable(rng.normal(size=(30, units)).astype(np.float32))
+        upstream = tf.constant(rng.normal(size=(12, units)).astype(np.float32))
         results = []
         for product, gradient_type in (
             (keras.ops.matmul, tf.IndexedSlices),
