@@ -3,6 +3,8 @@ validate and train. The only shared module that imports TensorFlow."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import json
 import os
 import re
@@ -285,6 +287,16 @@ def train_model(
         first.kernel.assign(first.kernel * ratio[:, np.newaxis])
     _plain_dense(model)
     return model, history.history
+
+
+def release_memory() -> None:
+    """Hands what a finished fit freed back to the system. TensorFlow frees its tensors,
+    but glibc keeps the freed pages in its arenas: after the validation run of a large
+    model, about 100 MB more stayed resident through the final fit."""
+    keras.backend.clear_session()
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only; elsewhere the pages stay
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _plain_dense(model: keras.Model) -> None:
