@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 unexport REVS OUT PUSH
 quoted = '$(subst ','\'',$(value $(1)))'
 
-.PHONY: setup repro test lint push experiments compare bench bench-quick clean
+.PHONY: setup repro test lint push experiments compare serve bench bench-quick clean
 
 setup: $(VENV)/.installed
 
@@ -20,7 +20,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[ssh,test]'
+	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[ssh,serve,test]'
 	touch $@
 
 repro: setup
@@ -28,6 +28,10 @@ repro: setup
 
 test: setup
 	pytest
+
+# The project's model over HTTP on 127.0.0.1:8000 (README: Serving); imdb-serve -h for more
+serve: setup
+	imdb-serve
 
 # the rules are pyproject.toml's [tool.ruff]
 lint: setup

@@ -52,6 +52,18 @@ MAX_REVIEWS = 4_000_000
 MAX_CLASSES = 1_000
 MAX_CLASS_NAME = 100
 
+# imdb-serve (pipeline/serve.py): a request's body, the reviews in it (each at most
+# MAX_REVIEW_BYTES, as for imdb-predict), the time its head and then its body may take
+# to arrive, and the bytes of all the bodies being read at once (a request whose next
+# piece would go over waits, within its time): with the server's own 150 MB or so and
+# the parsed copies, memory stays under 300 MB however many clients connect.
+MAX_REQUEST_BYTES = 2 * MB
+MAX_SERVE_REVIEWS = 1_024
+MAX_BODY_BYTES_IN_FLIGHT = 32 * MB
+REQUEST_SECONDS = 10  # for a request's head, then for its body (--request-seconds)
+MAX_REQUEST_SECONDS = 300
+KEEP_ALIVE_SECONDS = 5  # a kept-alive connection idle between requests is closed after this
+
 # A bundle (pipeline/inference.py)
 # The file, and all its members unpacked together: the largest model's weights
 # (MAX_MODEL_PARAMETERS float32, 215 MB), its vocabulary, idf and metadata.
