@@ -154,10 +154,21 @@ def _first_product(kernel: np.ndarray, x: scipy.sparse.csr_matrix | Rows) -> np.
     if not isinstance(x, Rows):
         return np.asarray(x.astype(DTYPE, copy=False) @ kernel, dtype=DTYPE)
     product = np.zeros((len(x.columns), kernel.shape[1]), dtype=DTYPE)
-    for total, columns, values in zip(product, x.columns, x.values, strict=True):
-        for column, value in zip(columns.tolist(), values, strict=True):
-            total += value * kernel[column]
+    for row, (columns, values) in enumerate(zip(x.columns, x.values, strict=True)):
+        product[row] = _row_product(kernel, columns, values)
     return product
+
+
+def _row_product(kernel: np.ndarray, columns: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The row's terms, value × kernel row, added one after the other from zero in index
+    order: np.add.accumulate adds strictly in order (np.sum would pair them), so the bits
+    are a loop's; a block of terms at a time keeps the temporaries bounded."""
+    total = np.zeros((1, kernel.shape[1]), dtype=DTYPE)
+    step = max(1, limits.FORWARD_ACTIVATIONS // kernel.shape[1] - 1)
+    for start in range(0, len(columns), step):
+        terms = kernel[columns[start : start + step]] * np.asarray(values[start : start + step], DTYPE)[:, np.newaxis]
+        total = np.add.accumulate(np.concatenate([total, terms]), axis=0, dtype=DTYPE)[-1:]
+    return total[0]
 
 
 def _activate(layer: Layer, product: np.ndarray) -> np.ndarray:
@@ -561,8 +572,12 @@ class Scorer:
     stage's tokenizer and encoding, the vectorize stage's term counts and weighting,
     and `forward`."""
 
-    def __init__(self, bundle: Bundle):
+    def __init__(self, bundle: Bundle, batch_from: int = BATCH_REVIEWS):
         self.bundle = bundle
+        # From this many reviews on, the compiled tokenizer and scipy's product (the same
+        # bits): imdb-predict's default spares one review their imports; a server that
+        # has loaded them switches where they get faster, at a few reviews.
+        self.batch_from = batch_from
         word_index = dict(zip(bundle.vocabulary, range(1, len(bundle.vocabulary) + 1), strict=True))
         self.index_of = text.word_to_index(word_index, bundle.num_words, bundle.vocab.skip_top)
         self._encoder = None  # pipeline.corpus.Encoder, for encode_many
@@ -573,8 +588,8 @@ class Scorer:
         return {index: word for word, index in self.index_of.items()}
 
     @classmethod
-    def load(cls, path: str | Path) -> Scorer:
-        return cls(read_bundle(Path(path)))
+    def load(cls, path: str | Path, batch_from: int = BATCH_REVIEWS) -> Scorer:
+        return cls(read_bundle(Path(path)), batch_from)
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
         """P(positive) for each review, float32."""
@@ -587,7 +602,7 @@ class Scorer:
 
     def encode_many(self, texts: Sequence[str]) -> list[np.ndarray]:
         """`encode` for each review; many at once in compiled code (the same indices)."""
-        if len(texts) < BATCH_REVIEWS:
+        if len(texts) < self.batch_from:
             return [self.encode(review) for review in texts]
         if self._encoder is None:
             # only here: loading Arrow's compute kernels and building the lookup tables
@@ -603,7 +618,7 @@ class Scorer:
         """The rows the vectorize stage would build for these encoded reviews: a few as Rows
         (numpy alone), more as a scipy matrix; forward scores both to the same bits."""
         vectorize = self.bundle.vectorize
-        if len(sequences) < BATCH_REVIEWS:
+        if len(sequences) < self.batch_from:
             rows = [features.row_features(s, self.bundle.num_words, vectorize.weighting, self.bundle.idf)
                     for s in sequences]
             return Rows([columns for columns, _ in rows], [values for _, values in rows])

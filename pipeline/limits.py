@@ -60,6 +60,7 @@ MAX_CLASS_NAME = 100
 MAX_REQUEST_BYTES = 2 * MB
 MAX_SERVE_REVIEWS = 1_024
 MAX_BODY_BYTES_IN_FLIGHT = 32 * MB
+MAX_SERVE_THREADS = 64  # --threads: each scores a batch of at most MAX_SERVE_REVIEWS at a time
 REQUEST_SECONDS = 10  # for a request's head, then for its body (--request-seconds)
 MAX_REQUEST_SECONDS = 300
 KEEP_ALIVE_SECONDS = 5  # a kept-alive connection idle between requests is closed after this

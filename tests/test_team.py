@@ -225,7 +225,7 @@ def test_a_new_experiment_in_an_empty_clone_fetches_only_what_the_model_stages_r
         "data/model/model.keras", "data/model/bundle.npz",
         *live_files("data/validation/live", "train", "eval"), *live_files("data/model/live", "train"),
         "data/evaluation/metrics.json", "data/evaluation/roc.csv", "data/evaluation/confusion.csv",
-        "data/predictions/test.parquet", "data/bundle/imdb-sentiment.npz",
+        "data/predictions/test.parquet", "data/bundle/imdb-sentiment.npz", "data/bundle/params.sha256",
     }
     assert "up to date" not in c.dvc("status").stdout  # the skipped stages' outputs are missing, and said so
     assert len(list((c.path / "data/memo").iterdir())) == 2  # the validation run and the final fit, kept
