@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.run import machine, progress
+from bench.run import code_version, machine, progress
 from pipeline import files, paths
 from pipeline.cli import UserError, run
 from testbed.project import ROOT
@@ -191,7 +191,9 @@ def render(scenarios: list[Scenario], soak: Scenario, machine_now: str, bundle: 
     lines = [
         "# Benchmark: imdb-serve under load",
         "",
-        f"Model: {bundle}; the real test reviews. Machine: {machine_now}.",
+        f"Model: {bundle}; the real test reviews; the server's code at {code_version()}.",
+        "",
+        f"Machine: {machine_now}.",
         "",
         "The server (`python -m pipeline.serve`) and the clients (one asyncio process, aiohttp, keep-alive "
         "connections) share the machine. Latency is a request's round trip as the client sees it.",
