@@ -267,13 +267,14 @@ which also compiles, is left out): (a) from a Keras callback, (b) from the times
 train stage printed the validation run's per-epoch `val_loss` lines."""
 
 
-def dvc_own_seconds(pipeline: PipelineResult) -> float:
-    return pipeline.repro.wall_s - sum(run.wall_s for run in pipeline.stages.values())
+def dvc_own_seconds(repro: Measurement, stages: dict[str, Measurement]) -> float:
+    """A `dvc repro`'s wall time minus its stages'."""
+    return repro.wall_s - sum(run.wall_s for run in stages.values())
 
 
 def render(benchmark: Benchmark) -> str:
     chapter, pipeline = benchmark.chapter, benchmark.pipeline
-    dvc_itself = dvc_own_seconds(pipeline)
+    dvc_itself = dvc_own_seconds(pipeline.repro, pipeline.stages)
     lines = [
         "# Benchmark: the chapter's dense code (a) against the pipeline (b)",
         "",

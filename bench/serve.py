@@ -27,6 +27,7 @@ import psutil
 from bench.run import code_version, machine, progress
 from pipeline import files, paths
 from pipeline.cli import UserError, run
+from pipeline.serve import bundle_md5
 from testbed.project import ROOT
 
 OUT = ROOT / "bench" / "serve.md"
@@ -238,15 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.kill()
         server.wait()
-    report = render(scenarios, soak, machine_now, f"{paths.BUNDLE} ({files_md5(bundle)})")
+    report = render(scenarios, soak, machine_now, f"{paths.BUNDLE} ({bundle_md5(bundle)})")
     files.write_text(args.out, report)
     print(report, end="")
-
-
-def files_md5(path: Path) -> str:
-    from pipeline.serve import _md5
-
-    return _md5(path)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pipeline import features, files, inference, labels, limits, paths
+from pipeline import features, files, inference, labels, paths
 from pipeline.cli import UserError, run
 from pipeline.history import DECIMALS, best_epoch, read_history
 from pipeline.labels import predicted
-from pipeline.params import parse_raw
+from pipeline.params import parse_raw, read_bytes
 
 ROC_POINTS = 201  # the ROC curve kept in git, sampled at evenly spaced false-positive rates
 
@@ -156,7 +156,7 @@ def matching_params_digest(bundle: inference.Bundle, params_path: Path = paths.P
     """params.yaml's digest if the bundle was built with what it says, else nothing: what
     imdb-predict compares with, to skip parsing params.yaml again."""
     try:
-        data = limits.read_regular(params_path, "a params file", limits.MAX_PARAMS_BYTES)
+        data = read_bytes(params_path)
         if inference.params_differences(bundle, parse_raw(data, params_path)):
             return ""
     except UserError:

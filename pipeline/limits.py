@@ -95,6 +95,13 @@ class LimitError(UserError):
     """A user's input over one of the limits above."""
 
 
+def longer_than(text: str, max_bytes: int, errors: str = "surrogatepass") -> bool:
+    """Whether text takes more than max_bytes in UTF-8; encoded only when it might (a
+    character is at most 4 bytes). errors: how lone surrogates count (surrogateescape for
+    argv, whose undecodable bytes it holds as one each)."""
+    return len(text) > max_bytes // 4 and len(text.encode("utf-8", errors)) > max_bytes
+
+
 def size(count: int) -> str:
     """A byte count as people read it: 1 MB, 512 MB, 64 kB."""
     for unit, name in ((1 << 30, "GB"), (MB, "MB"), (KB, "kB")):

@@ -263,7 +263,12 @@ def load_params(path: Path = paths.PARAMS) -> Params:
 
 def read_raw(path: Path = paths.PARAMS) -> Any:
     """params.yaml as YAML gives it, unchecked; a file that is none is one line."""
-    return parse_raw(limits.read_regular(path, "a params file", limits.MAX_PARAMS_BYTES), path)
+    return parse_raw(read_bytes(path), path)
+
+
+def read_bytes(path: Path = paths.PARAMS) -> bytes:
+    """A params file's bytes: a regular file of at most limits.MAX_PARAMS_BYTES."""
+    return limits.read_regular(path, "a params file", limits.MAX_PARAMS_BYTES)
 
 
 def parse_raw(data: bytes, path: Path = paths.PARAMS) -> Any:

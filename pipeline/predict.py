@@ -38,7 +38,7 @@ import numpy as np
 from pipeline import inference, limits, paths, text
 from pipeline.cli import UserError, for_terminal, run, say
 from pipeline.inference import Bundle, Scorer, strongest
-from pipeline.params import parse_raw
+from pipeline.params import parse_raw, read_bytes
 from pipeline.ragged import row_offsets
 
 PROG = "imdb-predict"
@@ -120,7 +120,7 @@ def params_warning(bundle: Bundle, root: Path) -> str | None:
     a sixth of scoring one review)."""
     where = Path(os.path.relpath(root / paths.PARAMS))  # named as the user would type it
     try:
-        data = limits.read_regular(where, "a params file", limits.MAX_PARAMS_BYTES)
+        data = read_bytes(where)
         if inference.params_digest(data) == _recorded_digest(root / paths.BUNDLE_PARAMS_DIGEST):
             return None
         raw = parse_raw(data, where)
@@ -154,7 +154,7 @@ def from_arguments(texts: Iterable[str], max_bytes: int = limits.MAX_REVIEW_BYTE
     """Every argument is checked before any is scored."""
     reviews = []
     for number, review in enumerate(texts, start=1):
-        if len(review) > max_bytes // 4 and len(review.encode("utf-8", "surrogateescape")) > max_bytes:
+        if limits.longer_than(review, max_bytes, "surrogateescape"):
             raise limits.LimitError(f"argument {number} {_too_long(max_bytes)}")
         if review.strip():
             reviews.append(InputReview(number, review))

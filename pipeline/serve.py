@@ -115,7 +115,7 @@ def load_model(path: Path) -> Model:
     of the very bytes read: a file replaced while it is read is read again."""
     for _ in range(3):
         before = _signature(path)
-        digest = _md5(path)
+        digest = bundle_md5(path)
         scorer = Scorer.load(path, batch_from=BATCH_FROM)
         if _signature(path) == before:
             break
@@ -134,7 +134,7 @@ def _signature(path: Path) -> tuple | None:
     return status.st_ino, status.st_size, status.st_mtime_ns
 
 
-def _md5(path: Path) -> str:
+def bundle_md5(path: Path) -> str:
     digest = hashlib.md5()  # DVC's hash: the md5 `dvc.lock` and `dvc artifacts` show for the bundle
     with limits.open_regular(path, "a model bundle") as stream:
         while chunk := stream.read(1 << 20):
@@ -279,8 +279,7 @@ def _exact(value: np.float32) -> float:
 
 def _check_reviews(texts: list[str]) -> None:
     for number, text in enumerate(texts, start=1):
-        too_long = len(text) > limits.MAX_REVIEW_BYTES // 4  # a character is at most 4 bytes
-        if too_long and len(text.encode("utf-8", "surrogatepass")) > limits.MAX_REVIEW_BYTES:
+        if limits.longer_than(text, limits.MAX_REVIEW_BYTES):
             raise HTTPException(413, f"review {number} is longer than {limits.size(limits.MAX_REVIEW_BYTES)}, "
                                      "the longest review allowed")
 
