@@ -43,11 +43,11 @@ push: setup
 
 # PUSH=origin: then share them (git refs to that remote, data and run-cache to the DVC remote)
 experiments: setup
-	push=$(call quoted,PUSH); python -m pipeline.experiments $${push:+--push "$$push"}
+	push=$(call quoted,PUSH); python -m pipeline.commands.experiments $${push:+--push "$$push"}
 
 # REVS="main my-branch exp-name": params, metrics and plots side by side in compare/ (OUT=dir elsewhere)
 compare: setup
-	revs=$(call quoted,REVS); out=$(call quoted,OUT); set -f; python -m pipeline.compare $$revs $${out:+--out "$$out"}
+	revs=$(call quoted,REVS); out=$(call quoted,OUT); set -f; python -m pipeline.commands.compare $$revs $${out:+--out "$$out"}
 
 bench: setup
 	python -m bench

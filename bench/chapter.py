@@ -29,7 +29,7 @@ from pipeline.cli import UserError, run
 from pipeline.history import best_epoch
 from pipeline.params import Params, load_params
 from pipeline.sources import imdb
-from pipeline.train import split_validation
+from pipeline.stages.train import split_validation
 
 # The chapter's features and model (listings 3-1 to 3-4): the comparison means nothing with others.
 CHAPTER_PARAMS = {

@@ -120,7 +120,7 @@ def cases(tmp: Path) -> list[tuple[str, str, Callable[[], Limited]]]:
         return run
 
     def stage(folder: Path) -> Callable[[], Limited]:
-        return lambda: run_limited([sys.executable, "-m", "pipeline.train"], cwd=folder)
+        return lambda: run_limited([sys.executable, "-m", "pipeline.stages.train"], cwd=folder)
 
     def built(path: Path, make: Callable[[], object]) -> Path:
         make()
@@ -151,7 +151,7 @@ def cases(tmp: Path) -> list[tuple[str, str, Callable[[], Limited]]]:
         ("input", "64 reviews of 1 MB each (the chapter's model)", with_file(full_lines)),
         ("input", "--explain, 4,000 distinct words in one review", with_file(explained, "--explain")),
         ("input", "64 reviews of 1 MB, --explain", with_file(full_lines, "--explain")),
-        ("params", "model.units = 1,000,000,000 (python -m pipeline.train)", stage(tmp / "units")),
+        ("params", "model.units = 1,000,000,000 (python -m pipeline.stages.train)", stage(tmp / "units")),
         ("params", "params.yaml a symlink to /dev/zero", stage(tmp / "device")),
     ]
 

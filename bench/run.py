@@ -236,7 +236,7 @@ def run_predict(project: Project, workdir: Path) -> dict[str, Measurement]:
     reviews = workdir / "test-reviews.txt"
     texts = files.read_parquet(project.path / "data/raw/test.parquet", ["text"]).column("text").to_pylist()
     files.write_text(reviews, "".join(" ".join(review.split()) + "\n" for review in texts))
-    predict = [sys.executable, "-m", "pipeline.predict"]
+    predict = [sys.executable, "-m", "pipeline.commands.predict"]
     cases = {"one": [PREDICT_REVIEW], "file": ["--file", str(reviews)], "explain": ["--explain", PREDICT_REVIEW]}
     measured = {}
     for key, args in cases.items():

@@ -1,6 +1,6 @@
 """`python -m bench.serve`: imdb-serve under load, on the real reviews, written to bench/serve.md.
 
-The server runs as its own process (`python -m pipeline.serve`) with the project's
+The server runs as its own process (`python -m pipeline.commands.serve`) with the project's
 model (data/bundle/imdb-sentiment.npz, from `dvc repro`); the clients are one asyncio
 process (aiohttp, keep-alive connections) on the same machine. Each scenario sends
 the test reviews (data/raw/test.parquet), one per request or 256 per request, from 1,
@@ -27,7 +27,7 @@ import psutil
 from bench.run import code_version, machine, progress
 from pipeline import files, paths
 from pipeline.cli import UserError, run
-from pipeline.serve import bundle_md5
+from pipeline.commands.serve import bundle_md5
 from testbed.project import ROOT
 
 OUT = ROOT / "bench" / "serve.md"
@@ -79,7 +79,8 @@ def free_port() -> int:
 def start_server(bundle: Path, port: int) -> subprocess.Popen:
     env = {**os.environ}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    server = subprocess.Popen([sys.executable, "-m", "pipeline.serve", "--model", str(bundle), "--port", str(port)],
+    command = [sys.executable, "-m", "pipeline.commands.serve", "--model", str(bundle), "--port", str(port)]
+    server = subprocess.Popen(command,
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -196,7 +197,7 @@ def render(scenarios: list[Scenario], soak: Scenario, machine_now: str, bundle: 
         "",
         f"Machine: {machine_now}.",
         "",
-        "The server (`python -m pipeline.serve`) and the clients (one asyncio process, aiohttp, keep-alive "
+        "The server (`python -m pipeline.commands.serve`) and the clients (one asyncio process, aiohttp, keep-alive "
         "connections) share the machine. Latency is a request's round trip as the client sees it.",
         "",
         "## Targets",

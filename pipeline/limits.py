@@ -52,7 +52,7 @@ MAX_REVIEWS = 4_000_000
 MAX_CLASSES = 1_000
 MAX_CLASS_NAME = 100
 
-# imdb-serve (pipeline/serve.py): a request's body, the reviews in it (each at most
+# imdb-serve (pipeline/commands/serve.py): a request's body, the reviews in it (each at most
 # MAX_REVIEW_BYTES, as for imdb-predict), the time its head and then its body may take
 # to arrive, and the bytes of all the bodies being read at once (a request whose next
 # piece would go over waits, within its time): with the server's own 150 MB or so and

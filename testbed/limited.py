@@ -90,7 +90,7 @@ def _launch(record: str, args: list[str]) -> None:
 
 
 def predict(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.predict", *args]
+    return [sys.executable, "-m", "pipeline.commands.predict", *args]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Runs a stage and SIGKILLs it halfway through its n-th write to a file.
 
-Usage, from a project directory: python kill_mid_write.py pipeline.vocab N
+Usage, from a project directory: python kill_mid_write.py pipeline.stages.vocab N
 The kill lands inside the write itself (half of the bytes written), which a
 kill from outside at a random moment rarely hits. With N = 0 the stage runs to
 the end and the number of writes it made is printed last on stderr.

@@ -80,11 +80,12 @@ def test_seconds_per_epoch_is_the_median_gap_between_epoch_ends():
 def test_stages_are_matched_to_dvc_yaml_by_their_python_arguments(tmp_path):
     dvc_yaml = tmp_path / "dvc.yaml"
     dvc_yaml.write_text(
-        "stages:\n  vocab:\n    cmd: python -m pipeline.vocab\n  plot:\n    cmd: python -m pipeline.plot\n"
+        "stages:\n  vocab:\n    cmd: python -m pipeline.stages.vocab\n"
+        "  plot:\n    cmd: python -m pipeline.stages.plot\n"
     )
     log = tmp_path / "runs.jsonl"
-    runs = [measurement(["/venv/bin/python", "-m", "pipeline.plot"], wall_s=0)]
-    runs.append(measurement(["/venv/bin/python", "-m", "pipeline.vocab"], wall_s=1))
+    runs = [measurement(["/venv/bin/python", "-m", "pipeline.stages.plot"], wall_s=0)]
+    runs.append(measurement(["/venv/bin/python", "-m", "pipeline.stages.vocab"], wall_s=1))
     log.write_text("".join(json.dumps(vars(r)) + "\n" for r in runs))
     stages = run.stage_measurements(dvc_yaml, log)
     assert list(stages) == ["vocab", "plot"]

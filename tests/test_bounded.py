@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import cli, inference, limits, predict
+from pipeline import cli, inference, limits
+from pipeline.commands import predict
 from pipeline.params import ModelParams, TrainParams, VectorizeParams, VocabParams
 from testbed.limited import predict as predict_command
 from testbed.limited import run_limited

@@ -1,4 +1,4 @@
-"""pipeline.compare: the tables and reports as pure functions, and the whole report
+"""pipeline.commands.compare: the tables and reports as pure functions, and the whole report
 on a small git + DVC repository with synthetic results (no training)."""
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import compare
 from pipeline.cli import UserError
+from pipeline.commands import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -318,7 +318,7 @@ def repo(tmp_path_factory) -> Path:
 def run_compare(repo: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.compare", *args], cwd=repo, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "pipeline.commands.compare", *args], cwd=repo, env=env, capture_output=True, text=True
     )
 
 

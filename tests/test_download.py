@@ -18,9 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 import trustme
 
-from pipeline import download, fetch, files
+from pipeline import fetch, files
 from pipeline.cli import UserError, run
 from pipeline.sources import imdb
+from pipeline.stages import download
 from testbed.archives import official_extras, review_members, write_archive
 from tests.flaky_server import FlakyServer
 
@@ -439,7 +440,8 @@ def hostile_archive(path: Path, members: dict[str, bytes], outside: Path) -> lis
 
 
 def run_download_stage(project: Path, archive: Path, per_folder: int, monkeypatch, capsys, keep_params=False):
-    """Runs the download stage in `project` as `python -m pipeline.download` would; returns (exit code, out, err)."""
+    """Runs the download stage in `project` as `python -m pipeline.stages.download` would;
+    returns (exit code, out, err)."""
     project.mkdir(exist_ok=True)
     params = (project if keep_params else ROOT).joinpath("params.yaml").read_text()
     (project / "params.yaml").write_text(
@@ -524,7 +526,7 @@ def test_a_system_without_libarchive_is_told_so_in_one_line(tmp_path):
     project_root = str(Path(download.__file__).parents[1])
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")  # the imdb source: it needs libarchive
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.download"], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-m", "pipeline.stages.download"], cwd=tmp_path, capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": project_root, "LIBARCHIVE": str(tmp_path / "none.so")},
     )
     assert result.returncode == 2

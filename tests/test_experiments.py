@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import experiments
 from pipeline.cli import UserError
+from pipeline.commands import experiments
 from pipeline.params import parse_params
 
 ROOT = Path(__file__).resolve().parents[1]

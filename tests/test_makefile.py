@@ -49,15 +49,15 @@ def test_shell_code_in_a_variable_reaches_the_program_as_words(make, tmp_path, v
     calls = make("compare", f"REVS=main {value}", f"OUT={value}")
     assert not injected.exists()
     args = calls[0]
-    assert args[:3] == ["-m", "pipeline.compare", "main"]
+    assert args[:3] == ["-m", "pipeline.commands.compare", "main"]
     out = args.index("--out")
     # the revisions as the shell splits words, as typed; OUT as one argument
     assert " ".join(args[3:out]) == value and args[out + 1] == value
     calls = make("experiments", f"PUSH={value}")
-    assert not injected.exists() and calls == [["-m", "pipeline.experiments", "--push", value]]
+    assert not injected.exists() and calls == [["-m", "pipeline.commands.experiments", "--push", value]]
 
 
 def test_globs_are_not_expanded_and_unset_variables_add_no_arguments(make, tmp_path):
     (tmp_path / "a-file").touch()
-    assert make("compare", "REVS=main *") == [["-m", "pipeline.compare", "main", "*"]]
-    assert make("experiments") == [["-m", "pipeline.experiments"]]
+    assert make("compare", "REVS=main *") == [["-m", "pipeline.commands.compare", "main", "*"]]
+    assert make("experiments") == [["-m", "pipeline.commands.experiments"]]

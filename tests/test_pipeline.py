@@ -99,14 +99,14 @@ def test_bad_params_stop_a_stage_with_one_line_and_keep_its_outputs(project_fact
     history = (project.path / "metrics/history.csv").read_bytes()
 
     project.set_params(model={"activation": "relu6"}, validate={"val_size": 500})
-    result = project.run("python", "-m", "pipeline.train", check=False)
+    result = project.run("python", "-m", "pipeline.stages.train", check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: params.yaml: model.activation = 'relu6' is not allowed; "
         "expected one of relu, tanh, sigmoid, elu, selu, gelu, swish, linear"
     ]
     project.set_params(model={"activation": "relu"})
-    result = project.run("python", "-m", "pipeline.train", check=False)
+    result = project.run("python", "-m", "pipeline.stages.train", check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().endswith(
@@ -119,7 +119,7 @@ def test_bad_params_stop_a_stage_with_one_line_and_keep_its_outputs(project_fact
 @pytest.mark.e2e
 def test_missing_input_tells_the_user_to_run_the_pipeline(project_factory, archive):
     project = project_factory(archive, **SMALL)
-    result = project.run("python", "-m", "pipeline.vectorize", check=False)
+    result = project.run("python", "-m", "pipeline.stages.vectorize", check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: missing input data/encoded/train.parquet: run `dvc repro` to build it"
@@ -171,7 +171,7 @@ def test_stages_killed_at_random_moments_leave_whole_outputs_and_repro_recovers(
         assert_each_output_whole_or_absent(project.path, expected)
 
     for _ in range(4):  # a stage killed in the middle of writing one of its outputs
-        stage = rng.choice(["pipeline.download", "pipeline.vocab", "pipeline.vectorize"])
+        stage = rng.choice(["pipeline.stages.download", "pipeline.stages.vocab", "pipeline.stages.vectorize"])
         counted = project.run(sys.executable, str(KILL_MID_WRITE), stage, "0")
         writes = int(counted.stderr.strip().splitlines()[-1].removeprefix("writes: "))
         killed = project.run(sys.executable, str(KILL_MID_WRITE), stage, str(rng.randint(1, writes)), check=False)

@@ -25,8 +25,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import evaluate, inference, predict
+from pipeline import inference
+from pipeline.commands import predict
 from pipeline.params import load_params
+from pipeline.stages import evaluate
 from testbed.archives import official_extras, review_members, write_archive
 from testbed.project import make_project
 from tests.test_pipeline import PER_FOLDER, SMALL
@@ -400,7 +402,7 @@ def test_params_yaml_as_evaluate_found_it_is_not_parsed_again_and_any_other_is(p
     copy = bare_copy(project, tmp_path)
     assert (copy / DIGEST).read_text() == hashlib.sha256((copy / "params.yaml").read_bytes()).hexdigest() + "\n"
     check = (
-        "import sys; from pipeline import predict; status = predict.main([" + repr(GOOD) + "]); "
+        "import sys; from pipeline.commands import predict; status = predict.main([" + repr(GOOD) + "]); "
         "print('yaml' in sys.modules)"
     )
 
@@ -460,7 +462,7 @@ def test_the_installed_command_prints_only_scores(project):
     assert result.stderr == ""
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["positive", "negative"]
 
-    result = project.run(sys.executable, "-m", "pipeline.predict", "--file", "nowhere.txt", check=False)
+    result = project.run(sys.executable, "-m", "pipeline.commands.predict", "--file", "nowhere.txt", check=False)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == "error: nowhere.txt: no such file\n"
 

@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 class Server:
-    """`python -m pipeline.serve` as its own process, which the tests can kill."""
+    """`python -m pipeline.commands.serve` as its own process, which the tests can kill."""
 
     def __init__(self, model: Path, port: int | None = None):
         self.model, self.port = model, port or free_port()
@@ -47,7 +47,7 @@ class Server:
     def start(self) -> Server:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.serve", "--model", str(self.model), "--port", str(self.port),
+                [sys.executable, "-m", "pipeline.commands.serve", "--model", str(self.model), "--port", str(self.port),
                  "--request-seconds", str(REQUEST_SECONDS)],
                 cwd=ROOT, stdout=log, stderr=log,
             )
@@ -115,7 +115,7 @@ def test_served_probabilities_are_imdb_predicts_to_the_bit_singly_and_in_mixed_b
     # imdb-predict's own numbers for the same reviews, from its JSON output
     (tmp_path / "reviews.txt").write_text("".join(text + "\n" for text in texts))
     printed = subprocess.run(
-        [sys.executable, "-m", "pipeline.predict", "--model", str(model_path), "--json", "--file",
+        [sys.executable, "-m", "pipeline.commands.predict", "--model", str(model_path), "--json", "--file",
          str(tmp_path / "reviews.txt")], cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout.splitlines()
     by_line = {record["line"]: record["probability"] for record in map(json.loads, printed)}
@@ -331,7 +331,7 @@ def test_killed_and_started_again_it_serves_at_once(server, model_path):
 def test_a_model_that_is_not_a_bundle_stops_the_command_with_one_line(tmp_path):
     path = tmp_path / "broken.npz"
     path.write_bytes(b"not a zip")
-    result = subprocess.run([sys.executable, "-m", "pipeline.serve", "--model", str(path), "--port", "0"],
+    result = subprocess.run([sys.executable, "-m", "pipeline.commands.serve", "--model", str(path), "--port", "0"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: {path} is not a valid model bundle (File is not a zip file)"]
@@ -357,7 +357,7 @@ def inference_md5(path: Path) -> str:
 
 
 def test_urls_in_the_module_docstring_are_the_apps_routes():
-    from pipeline import serve
+    from pipeline.commands import serve
 
     app = serve.create_app(Path("unused.npz")).app
     routes = {route.path for route in app.routes}

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipeline import download
 from pipeline.cli import UserError, run
+from pipeline.stages import download
 from testbed.archives import official_extras, review_members, write_archive
 from testbed.project import make_project
 from tests.test_pipeline import PER_FOLDER, SMALL
@@ -286,7 +286,7 @@ def test_the_scale_benchmarks_table_holds_the_reviews_its_archive_holds(tmp_path
 
 
 def test_the_classes_are_the_training_splits_and_a_test_label_outside_them_is_one_line(tmp_path, monkeypatch):
-    from pipeline import vocab
+    from pipeline.stages import vocab
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data/raw").mkdir(parents=True)
@@ -313,8 +313,9 @@ def test_the_classes_are_the_training_splits_and_a_test_label_outside_them_is_on
 def test_a_label_column_of_ids_or_a_model_too_large_for_its_classes_is_one_line(tmp_path, monkeypatch):
     import dataclasses
 
-    from pipeline import labels, limits, vocab
+    from pipeline import labels, limits
     from pipeline.params import load_params
+    from pipeline.stages import vocab
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data/raw").mkdir(parents=True)

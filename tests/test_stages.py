@@ -4,9 +4,10 @@ import pyarrow as pa
 import pytest
 from matplotlib.colors import to_rgba
 
-from pipeline import evaluate, features, history, plot, text, train, vectorize, vocab
+from pipeline import features, history, text
 from pipeline.cli import UserError
 from pipeline.params import TrainParams
+from pipeline.stages import evaluate, plot, train, vectorize, vocab
 
 HISTORY = {
     "epoch": [1.0, 2.0, 3.0, 4.0],

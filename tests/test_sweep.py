@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pipeline import experiments
+from pipeline.commands import experiments
 from testbed.archives import review_members, write_archive
 from tests.test_pipeline import PER_FOLDER, SMALL
 
@@ -89,7 +89,7 @@ def test_a_grid_queued_and_run_by_two_workers_then_compared(project, monkeypatch
 
     three = sorted(shown)[:3]
     report = tmp_path / "report"
-    project.run(sys.executable, "-m", "pipeline.compare", *three, "--out", str(report))
+    project.run(sys.executable, "-m", "pipeline.commands.compare", *three, "--out", str(report))
     index = (report / "index.md").read_text()
     assert all(f"`{name}`" in index for name in three)
     for plot in ("training-and-validation-loss", "roc-curve-test", "validation-run-loss-dvclive"):
@@ -98,7 +98,7 @@ def test_a_grid_queued_and_run_by_two_workers_then_compared(project, monkeypatch
         assert {row["rev"] for row in spec["data"]["values"]} == set(three)
 
     lean = tmp_path / "lean"  # without the specs, for a report kept in git
-    project.run(sys.executable, "-m", "pipeline.compare", *three, "--out", str(lean), "--no-specs")
+    project.run(sys.executable, "-m", "pipeline.commands.compare", *three, "--out", str(lean), "--no-specs")
     assert not list(lean.glob("*.vl.json")) and "Vega-Lite spec" not in (lean / "index.md").read_text()
     assert sorted(p.name for p in lean.glob("*.png")) == sorted(p.name for p in report.glob("*.png"))
 

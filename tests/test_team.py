@@ -172,7 +172,7 @@ def _clone_a_pushes_everything(root: Path, remote) -> Team:
     a.run(
         sys.executable,
         "-c",
-        "from pipeline.experiments import push_experiments; push_experiments('origin', ['narrow'])",
+        "from pipeline.commands.experiments import push_experiments; push_experiments('origin', ['narrow'])",
     )
     return Team(
         root, remote, origin, a, commits,
@@ -188,7 +188,7 @@ def test_a_fresh_clone_pulls_a_workspace_that_needs_no_stage_and_predicts_at_onc
     assert b.repro() == []
     # the model of the pushed commit, scored without the archive or any training
     assert md5(b.path / MODEL) == team.locked_md5(1, "train", MODEL)
-    predicted = b.run(sys.executable, "-m", "pipeline.predict", "--json", "wonderful brilliant film")
+    predicted = b.run(sys.executable, "-m", "pipeline.commands.predict", "--json", "wonderful brilliant film")
     assert json.loads(predicted.stdout)["label"] in ("positive", "negative")
 
     # results of two commits compared in the clone
@@ -261,7 +261,8 @@ def test_the_model_is_an_artifact_anyone_can_get_and_score_with_outside_the_proj
     outside = Project(tmp_path, Path(NO_ARCHIVE))
     outside.dvc("artifacts", "get", str(team.origin), ARTIFACT, "-o", "model.npz", *team.remote.remote_config())
     assert md5(tmp_path / "model.npz") == team.locked_md5(1, "evaluate", BUNDLE)
-    scored = outside.run(sys.executable, "-m", "pipeline.predict", "--model", "model.npz", "--json", "wonderful film")
+    scored = outside.run(sys.executable, "-m", "pipeline.commands.predict", "--model", "model.npz", "--json",
+                         "wonderful film")
     assert json.loads(scored.stdout)["label"] in ("positive", "negative")
 
 

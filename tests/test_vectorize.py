@@ -7,8 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import features, files, vectorize, vocab
+from pipeline import features, files
 from pipeline.cli import UserError, run
+from pipeline.stages import vectorize, vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_WORDS = 40

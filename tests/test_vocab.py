@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import vocab
 from pipeline.cli import run
+from pipeline.stages import vocab
 from testbed.archives import review_members
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ that hands on every review of the dataset, in any order, each with its split
 ("train", "test", or None where the source has no test split), its id (None: the
 download stage numbers them), its label (a string or an integer: the class, as the
 user names it) and its text. A problem with the data is a UserError naming the file,
-the row or line, and what was expected. The download stage (pipeline/download.py)
+the row or line, and what was expected. The download stage (pipeline/stages/download.py)
 writes the reviews as data/raw/{train,test}.parquet, the same way for every source;
 from there on the pipeline knows only id, label and text.
 

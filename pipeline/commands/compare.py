@@ -1,6 +1,6 @@
 """A comparison report of git revisions, branches, tags or DVC experiments.
 
-    python -m pipeline.compare REV [REV ...] [--out DIR]   (or: make compare REVS="main my-branch")
+    python -m pipeline.commands.compare REV [REV ...] [--out DIR]   (or: make compare REVS="main my-branch")
 
 Writes DIR (default compare/) with index.md: the params that differ, every metric
 of the declared metrics files with its change from the first revision, and every
@@ -34,7 +34,7 @@ from pipeline.cli import UserError, run
 DEFAULT_OUT = Path("compare")
 INDEX = "index.md"
 # The first line of every index.md written here: a folder is replaced only if it has it.
-MARKER = "<!-- written by python -m pipeline.compare; replaced whole by its next run -->"
+MARKER = "<!-- written by python -m pipeline.commands.compare; replaced whole by its next run -->"
 SCALE = 2  # PNG pixels per Vega-Lite pixel
 ABSENT = "—"
 MISSING_SHOWN = 4  # files named on stderr; index.md lists them all
@@ -278,7 +278,7 @@ def index_markdown(
         MARKER,
         f"# Comparing {listed}",
         "",
-        "Written by `python -m pipeline.compare " + " ".join(revs) + "`.",
+        "Written by `python -m pipeline.commands.compare " + " ".join(revs) + "`.",
         "",
         "## Params that differ",
         "",
@@ -537,7 +537,7 @@ def write_report(out: Path, revs: Sequence[str], specs_too: bool = True) -> list
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.commands.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "revs", nargs="*", metavar="REV", help="git revisions, branches, tags, experiment names or `workspace`"
     )

@@ -678,7 +678,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def model_path(model: str | None) -> Path:
     if model is not None:
         return Path(model)
-    from pipeline.predict import PROJECT_MARKER, project_root
+    from pipeline.commands.predict import PROJECT_MARKER, project_root
 
     root = project_root(Path.cwd())
     if root is None:
