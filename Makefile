@@ -11,17 +11,32 @@ export PATH := $(BIN):$(PATH)
 unexport REVS OUT PUSH
 quoted = '$(subst ','\'',$(value $(1)))'
 
-.PHONY: setup repro test lint push experiments compare serve bench bench-quick clean
+.PHONY: setup lock lock-check repro test lint push experiments compare serve bench bench-quick clean
 
 setup: $(VENV)/.installed
 
+# The exact versions of requirements.lock (hashes checked), then the project itself.
 # editable_mode=compat: the project folder on sys.path, not an import hook that every
 # Python start in the environment (each stage, each imdb-predict) pays about 20 ms to load
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --config-settings editable_mode=compat -e '.[ssh,serve,test]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --config-settings editable_mode=compat -e .
 	touch $@
+
+# requirements.lock from pyproject.toml: every platform, Python 3.11 and later; the versions
+# already pinned are kept unless pyproject.toml rules them out (`make lock UPGRADE=1`: the newest)
+LOCK = $(BIN)/uv pip compile pyproject.toml --extra ssh --extra serve --extra test --universal \
+	--generate-hashes --quiet --custom-compile-command "make lock"
+lock: setup
+	$(LOCK) $(if $(UPGRADE),--upgrade) -o requirements.lock
+
+# Fails when requirements.lock no longer satisfies pyproject.toml (CI runs it)
+lock-check: setup
+	tmp=$$(mktemp -d) && cp requirements.lock "$$tmp/" && $(LOCK) -o "$$tmp/requirements.lock" && \
+	diff -u requirements.lock "$$tmp/requirements.lock" >&2 || \
+	{ echo "requirements.lock is stale against pyproject.toml: run make lock and commit it" >&2; exit 1; }
 
 repro: setup
 	dvc repro

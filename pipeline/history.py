@@ -13,6 +13,10 @@ from pipeline import files
 
 COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 DECIMALS = 6
+# What git keeps (metrics/history.csv and the figures, metrics/roc.csv) comes from float32
+# sums that another processor adds in another order: the last bits differ, and the sixth
+# decimal with them (an Intel and an AMD machine did). Four decimals hold across them.
+PUBLISHED_DECIMALS = 4
 # history.history's key -> DVCLive's file for it (the callback's names for Keras's logs)
 LIVE_FILES = {
     "loss": "train/loss.tsv",
@@ -31,6 +35,11 @@ def read_history(live_dir: Path) -> dict[str, list[float]]:
 def _live_series(path: Path) -> list[float]:
     rows = files.read_csv(path, delimiter="\t")
     return [round(float(row[path.stem]), DECIMALS) for row in rows]
+
+
+def published(history: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The history as git keeps it: PUBLISHED_DECIMALS."""
+    return {key: [round(value, PUBLISHED_DECIMALS) for value in values] for key, values in history.items()}
 
 
 def write_history(path: Path, history: dict[str, list[float]]) -> None:

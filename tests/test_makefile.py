@@ -19,6 +19,7 @@ def make(tmp_path):
     """`make TARGET VAR=…` on the project's Makefile, with a python that only records its arguments."""
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
     (tmp_path / "pyproject.toml").touch()
+    (tmp_path / "requirements.lock").touch()
     venv_bin = tmp_path / ".venv" / "bin"
     venv_bin.mkdir(parents=True)
     log = tmp_path / "calls.jsonl"

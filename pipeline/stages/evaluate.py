@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pipeline import features, files, inference, labels, paths
 from pipeline.cli import UserError, run
-from pipeline.history import DECIMALS, best_epoch, read_history
+from pipeline.history import DECIMALS, PUBLISHED_DECIMALS, best_epoch, read_history
 from pipeline.labels import predicted
 from pipeline.params import parse_raw, read_bytes
 
@@ -110,7 +110,8 @@ def roc_rows(y_true: np.ndarray, probabilities: np.ndarray) -> list[list[float]]
     if not fpr.size:
         return []
     grid = np.linspace(0.0, 1.0, ROC_POINTS)
-    return [[_round(f), _round(t)] for f, t in zip(grid, np.interp(grid, fpr, tpr), strict=True)]
+    return [[round(float(f), PUBLISHED_DECIMALS), round(float(t), PUBLISHED_DECIMALS)]
+            for f, t in zip(grid, np.interp(grid, fpr, tpr), strict=True)]
 
 
 def confusion_rows(y_true: np.ndarray, probabilities: np.ndarray, classes: list) -> list[list]:

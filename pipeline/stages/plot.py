@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline import files, paths  # noqa: E402
 from pipeline.cli import run  # noqa: E402
-from pipeline.history import read_history, write_history  # noqa: E402
+from pipeline.history import published, read_history, write_history  # noqa: E402
 
 FIGURES = (
     # (path, history key, label, title, y label)
@@ -55,7 +55,7 @@ def main() -> None:
     for source, target in paths.PUBLISHED.items():
         files.copy(source, target)
         print(f"{target}: from {source}")
-    history = read_history(paths.VALIDATION_LIVE)
+    history = published(read_history(paths.VALIDATION_LIVE))
     write_history(paths.HISTORY, history)
     print(f"{paths.HISTORY}: the validation run's history, from {paths.VALIDATION_LIVE}")
     for path, key, label, title, ylabel in FIGURES:
