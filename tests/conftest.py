@@ -1,12 +1,12 @@
 import pytest
 from hypothesis import settings
 
+from testbed.project import make_project
+
 # No time limit per example: on a shared machine a first call that imports a module
 # can take a few hundred milliseconds, and a limit would fail a correct test
 settings.register_profile("project", deadline=None)
 settings.load_profile("project")
-
-from testbed.project import make_project
 
 
 @pytest.fixture
