@@ -59,6 +59,7 @@ VOCABULARY = "vocabulary.txt"  # the terms by rank, one per line: rank 1 first
 IDF = "idf.npy"
 DTYPE = np.dtype("<f4")
 BATCH_REVIEWS = 64  # from this many reviews on, encode_many uses the compiled tokenizer
+DENSE_TERMS_AT_ONCE = 1 << 16  # a dense layer's terms added up in one call up to this many (256 KB)
 EXPLAIN_NONZEROS = 300_000  # multi-hot entries per forward pass for the occluded copies of --explain
 
 # Keras's definitions, in float32 (keras.activations; gelu without approximation)
@@ -140,11 +141,23 @@ def _forward(layers: Sequence[Layer], x: scipy.sparse.csr_matrix | Rows) -> np.n
     first, *rest = layers
     h = _activate(first, _first_product(first.kernel, x))
     for layer in rest:
-        product = np.zeros((h.shape[0], layer.kernel.shape[1]), dtype=DTYPE)
-        for row, weights in enumerate(layer.kernel):
-            product += h[:, row, np.newaxis] * weights
-        h = _activate(layer, product)
+        h = _activate(layer, _dense_product(h, layer.kernel))
     return h[:, 0] if h.shape[1] == 1 else h
+
+
+def _dense_product(h: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """h @ kernel, each sum added one input at a time from zero, in the kernel's row order.
+    A few reviews: every term at once, added up by np.add.accumulate (strictly in order, so
+    a loop's bits, in a tenth of a loop's time for one review); more: a kernel row at a time,
+    as the terms would take `inputs` times the memory."""
+    if h.shape[0] * kernel.size <= DENSE_TERMS_AT_ONCE:
+        terms = h[:, :, np.newaxis] * kernel[np.newaxis]
+        start = np.zeros((h.shape[0], 1, kernel.shape[1]), dtype=DTYPE)
+        return np.add.accumulate(np.concatenate([start, terms], axis=1), axis=1, dtype=DTYPE)[:, -1]
+    product = np.zeros((h.shape[0], kernel.shape[1]), dtype=DTYPE)
+    for row, weights in enumerate(kernel):
+        product += h[:, row, np.newaxis] * weights
+    return product
 
 
 def _first_product(kernel: np.ndarray, x: scipy.sparse.csr_matrix | Rows) -> np.ndarray:

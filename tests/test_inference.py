@@ -131,6 +131,18 @@ def test_a_review_scores_the_same_alone_or_among_others():
         np.testing.assert_array_equal(alone, together)
 
 
+def test_a_dense_layer_adds_its_terms_in_the_same_order_however_many_reviews(monkeypatch):
+    rng = np.random.default_rng(9)
+    h = (rng.standard_normal((5, 16)) * rng.integers(0, 2, (5, 16))).astype("float32")  # with zeros, as relu's
+    h[0] = -0.0
+    kernel = rng.standard_normal((16, 16)).astype("float32")
+    at_once = inference._dense_product(h, kernel)
+    monkeypatch.setattr(inference, "DENSE_TERMS_AT_ONCE", 0)  # a kernel row at a time
+    by_row = inference._dense_product(h, kernel)
+    np.testing.assert_array_equal(np.signbit(at_once), np.signbit(by_row))
+    np.testing.assert_array_equal(at_once, by_row)
+
+
 @pytest.mark.parametrize("loss", ["binary_crossentropy", "mse"])
 def test_the_loss_is_keras_own(loss):
     rng = np.random.default_rng(2)
