@@ -116,10 +116,6 @@ def _re2_class(runs: list[tuple[int, int]]) -> str:
 
 CHUNK_BYTES = 1 << 20  # text tokenized at a time: the temporaries take ~10 bytes per byte
 CHUNK_WORDS = 1 << 20  # words encoded at a time
-# Fewer values than this are looked up in a dict: Arrow's index_in hashes its whole
-# value set on every call (0.7 ms for a 10,000-word vocabulary), which a few reviews
-# scored at a time, as a server does, would pay again and again
-DICT_LOOKUP_BELOW = 8192
 
 
 def as_arrow(texts: Iterable[str] | pa.Array | pa.ChunkedArray) -> tuple[pa.Array, dict[int, str]]:
@@ -485,11 +481,6 @@ class Encoder:
         self.codes = [None] + [
             pa.array([prefix * self.base + word for prefix, word in level], pa.int64()) for level in prefix_ids[1:]
         ]
-        # the same lookups as dicts: value -> its position in self.words, self.codes[n - 1]
-        self.id_of: list[dict] = [word_ids] + [
-            {prefix * self.base + word: code_id for (prefix, word), code_id in level.items()}
-            for level in prefix_ids[1:]
-        ]
         # index of each id; id -1 (unknown) reads the last entry, out-of-vocabulary
         self.index = []
         for n in range(1, self.high + 1):
@@ -503,7 +494,7 @@ class Encoder:
     def encode_corpus(self, corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
         """Every review as text.encode gives it: (offsets, indices) of one flat array."""
         # the corpus's words as the encoder's word ids, -1 for those no term has
-        word_ids = self._ids(corpus.words, 1)
+        word_ids = self._ids(pc.index_in(corpus.words, value_set=self.words))
         lengths, indices = [], []
         for first, stop in _chunks(corpus.offsets, CHUNK_WORDS):
             offsets = corpus.offsets[first : stop + 1]
@@ -531,12 +522,8 @@ class Encoder:
         return np.diff(out_offsets), indices
 
     def _lookup(self, n: int, codes: np.ndarray) -> np.ndarray:
-        return self._ids(codes, n)
+        return self._ids(pc.index_in(pa.array(codes), value_set=self.codes[n - 1]))
 
-    def _ids(self, values: pa.Array | np.ndarray, n: int) -> np.ndarray:
-        """Each value's id among the n-word prefixes (n = 1: words), -1 for one no term has."""
-        if len(values) < DICT_LOOKUP_BELOW:
-            id_of = self.id_of[n - 1]
-            return np.array([id_of.get(value, -1) for value in values.tolist()], np.int32)
-        found = pc.index_in(pa.array(values), value_set=self.words if n == 1 else self.codes[n - 1])
+    @staticmethod
+    def _ids(found: pa.Array) -> np.ndarray:
         return pc.fill_null(found, -1).to_numpy().astype(np.int32)

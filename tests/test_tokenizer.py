@@ -50,18 +50,8 @@ def batch_tokens(texts):
 
 
 def batch_encoded(texts, index_of, ngram_range):
-    """The batch encoding, the same whether words and n-grams are looked up in dicts or by Arrow."""
-    encoded = []
-    default = corpus.DICT_LOOKUP_BELOW
-    for below in (default, 0):  # 0: every lookup by Arrow's index_in
-        corpus.DICT_LOOKUP_BELOW = below
-        try:
-            offsets, indices = text.encode_texts(texts, index_of, ngram_range)
-        finally:
-            corpus.DICT_LOOKUP_BELOW = default
-        encoded.append([indices[offsets[i] : offsets[i + 1]].tolist() for i in range(len(offsets) - 1)])
-    assert encoded[0] == encoded[1]
-    return encoded[0]
+    offsets, indices = text.encode_texts(texts, index_of, ngram_range)
+    return [indices[offsets[i] : offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
 
 
 @settle
