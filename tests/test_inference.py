@@ -417,6 +417,11 @@ HOSTILE |= {
         zipped({**members(bundle()), **{f"x{n:05}": b"" for n in range(2000)}}),
         "its list of members takes",
     ),
+    # numpy reads an array from its header and ignores what follows: a member longer than that is not what was written
+    "an array with bytes after its data": (
+        with_member("kernel_0.npy", npy(np.zeros((NUM_WORDS, 4), "float32")) + bytes(4)),
+        "kernel_0.npy claims 480 bytes of data in a member of 612",
+    ),
     "a vocabulary of more lines than num_words": (
         with_member("vocabulary.txt", b"\n" * 5_000_000),
         "vocabulary.txt has 5,000,001 terms; num_words = 30 encodes at most 26",
