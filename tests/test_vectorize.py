@@ -95,13 +95,13 @@ def test_tfidf_is_counts_times_the_training_splits_smoothed_idf_in_rows_of_unit_
         labels = pa.array([0] * len(sequences), pa.int8())
         return vocab.encoded_table(labels, pa.array(sequences, pa.list_(pa.int32())), num_words=6)
 
-    # Of 3 training reviews, term 1 is in all, 4 in two, 3 and 5 in one, 0 and 2 in none.
-    pq.write_table(encoded([[1, 3, 3, 4], [1, 4], [1, 5]]), project / "data/encoded/train.parquet")
+    # Of 3 training reviews, term 1 is in all, 4 in two, 2 and 3 in one; 0 and the last column, 5, in none.
+    pq.write_table(encoded([[1, 3, 3, 4], [1, 4], [1, 2]]), project / "data/encoded/train.parquet")
     pq.write_table(encoded([[1, 2, 5, 5]]), project / "data/encoded/test.parquet")
     vectorize_with(project, "tfidf")
 
     # idf = ln((1 + reviews) / (1 + reviews with the term)) + 1, reviews = 3
-    idf = [1 + math.log(4), 1.0, 1 + math.log(4), 1 + math.log(2), 1 + math.log(4 / 3), 1 + math.log(2)]
+    idf = [1 + math.log(4), 1.0, 1 + math.log(2), 1 + math.log(2), 1 + math.log(4 / 3), 1 + math.log(4)]
     np.testing.assert_allclose(files.read_npy(project / "data/features/idf.npy"), idf, rtol=1e-6)
 
     def unit_row(weights: dict[int, float]) -> list[float]:
@@ -112,9 +112,9 @@ def test_tfidf_is_counts_times_the_training_splits_smoothed_idf_in_rows_of_unit_
         "train": [
             unit_row({1: 1 * idf[1], 3: 2 * idf[3], 4: 1 * idf[4]}),
             unit_row({1: 1 * idf[1], 4: 1 * idf[4]}),
-            unit_row({1: 1 * idf[1], 5: 1 * idf[5]}),
+            unit_row({1: 1 * idf[1], 2: 1 * idf[2]}),
         ],
-        # the training split's idf, not the test split's own
+        # the training split's idf, not the test split's own; a term unseen in training has the largest
         "test": [unit_row({1: 1 * idf[1], 2: 1 * idf[2], 5: 2 * idf[5]})],
     }
     for split, rows in expected.items():
