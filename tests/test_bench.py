@@ -198,7 +198,6 @@ def test_the_benchmark_accepts_the_committed_params_and_refuses_others_than_the_
         chapter.check_chapter_params(replace(params, vectorize=replace(params.vectorize, weighting="tfidf")))
 
 
-@pytest.mark.e2e
 def ratio_bounds(a: str, b: str) -> tuple[float, float]:
     """The range of b / a, printed to 3 places, for the true values behind a and b as
     printed (rounded to their last place): a 0.020 s epoch may be 0.0204 s."""
@@ -215,6 +214,7 @@ def test_ratio_bounds_allow_the_rounding_of_what_is_printed_and_nothing_more():
     assert low < 0.502 < high and high - low < 0.002
 
 
+@pytest.mark.e2e
 def test_quick_benchmark_reports_every_row_with_numbers(tmp_path):
     out = tmp_path / "results.md"
     result = subprocess.run(

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import scipy.sparse
 
 from pipeline import inference, training
 from pipeline.features import vectorize_sequences
@@ -154,6 +155,24 @@ def test_the_loss_is_keras_own(loss):
     assert inference.keras_loss(loss, y, probabilities) == pytest.approx(expected, abs=1e-6)
 
 
+def test_the_loss_of_more_classes_is_kerass_sparse_categorical_cross_entropy():
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet(np.ones(4), 500).astype("float32")
+    y = rng.integers(0, 4, 500)
+    probabilities[:2], y[:2] = [[0, 1, 0, 0], [0, 1, 0, 0]], [0, 1]  # a certain miss and a certain hit, clipped
+    expected = float(np.mean(keras.losses.sparse_categorical_crossentropy(y, probabilities)))
+    assert inference.keras_loss("binary_crossentropy", y, probabilities) == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("activation", [*ACTIVATIONS, "softmax"])
+def test_each_activation_is_kerass_own_far_from_zero_too(activation):
+    # one layer whose kernel is the identity: its output is the activation of its input
+    x = np.array([[-90, -3, -0.5, 0, 0.25], [0.5, 1, 2.5, 7, 90]], "float32")
+    layer = Layer(np.eye(5, dtype="float32"), np.zeros(5, "float32"), activation)
+    expected = keras.ops.convert_to_numpy(keras.activations.get(activation)(x))
+    np.testing.assert_allclose(forward([layer], scipy.sparse.csr_matrix(x)), expected, rtol=1e-6, atol=1e-7)
+
+
 def bundle(weighting="binary", **changes) -> Bundle:
     rng = np.random.default_rng(4)
     layers = [
@@ -197,6 +216,31 @@ def test_a_bundle_reads_back_as_written_and_its_bytes_depend_only_on_its_content
             assert got.activation == want.activation
         assert (loaded.idf is None) == (weighting != "tfidf")
         assert written(loaded) == written(original)
+
+
+def test_bundles_of_every_depth_and_word_pairs_read_back(tmp_path):
+    rng = np.random.default_rng(5)
+
+    def layer(inputs, units, activation):
+        return Layer(rng.standard_normal((inputs, units)).astype("float32"), np.zeros(units, "float32"), activation)
+
+    pairs = [f"word{rank} word{rank + 1}" for rank in range(1, NUM_WORDS - 3)]
+    originals = {
+        "no hidden layer": bundle(layers=[layer(NUM_WORDS, 1, "sigmoid")]),
+        "the most hidden layers": bundle(layers=[layer(NUM_WORDS, 2, "relu")] + [layer(2, 2, "tanh")] * 63
+                                         + [layer(2, 1, "sigmoid")]),
+        "three layers, three classes": bundle(
+            layers=[layer(NUM_WORDS, 4, "relu"), layer(4, 4, "relu"), layer(4, 3, "softmax")],
+            classes=["billing", "bug", "x" * 100],  # the longest class name a bundle may have
+        ),
+        "word pairs": bundle(vocabulary=pairs),
+    }
+    path = tmp_path / "bundle.npz"
+    for name, original in originals.items():
+        path.write_bytes(written(original))
+        loaded = read_bundle(path)
+        assert [layer.activation for layer in loaded.layers] == [layer.activation for layer in original.layers], name
+        assert loaded.vocabulary == original.vocabulary and loaded.classes == original.classes, name
 
 
 def test_a_chunk_of_reviews_encodes_and_scores_as_each_review_alone():
@@ -429,6 +473,28 @@ HOSTILE |= {
         zipped({**members(bundle()), **{f"x{n:05}": b"" for n in range(2000)}}),
         "its list of members takes",
     ),
+    "an unknown activation between known ones": (
+        with_metadata(activations=["relu", "exec", "relu", "sigmoid"]),
+        "activations must be a list of 1 to 65 of relu, tanh, sigmoid, elu, selu, gelu, swish, linear, "
+        "the last one of those for 2 classes",
+    ),
+    "more layers than a model may have": (
+        with_metadata(activations=["relu"] * 65 + ["sigmoid"]),
+        "activations must be a list of 1 to 65 of",
+    ),
+    "a second kernel that does not take the first one's units": (
+        with_member("kernel_1.npy", npy(np.zeros((5, 1), "float32"))),
+        "kernel_1.npy has shape (5, 1), expected (4, any)",
+    ),
+    "an empty term": (with_member("vocabulary.txt", b"word1\n\nword2"), "vocabulary.txt has an empty or repeated term"),
+    "metadata that is not an object": (with_member("metadata.json", b"[]"), "metadata.json does not describe an "),
+    "an empty class name": (with_metadata(classes=["", "positive"]), "classes must be a list of 2 to 1,000"),
+    "a class name too long": (with_metadata(classes=["x" * 101, "positive"]), "classes must be a list of 2 to 1,000"),
+    # numpy reads an array from its header and ignores what follows: a member longer than that is not what was written
+    "an array with bytes after its data": (
+        with_member("kernel_0.npy", npy(np.zeros((NUM_WORDS, 4), "float32")) + bytes(4)),
+        "kernel_0.npy claims 480 bytes of data in a member of 612",
+    ),
     "a vocabulary of more lines than num_words": (
         with_member("vocabulary.txt", b"\n" * 5_000_000),
         "vocabulary.txt has 5,000,001 terms; num_words = 30 encodes at most 26",
@@ -447,6 +513,21 @@ def test_a_damaged_or_hostile_bundle_is_one_error_naming_the_file(tmp_path, case
         read_bundle(path)
     text = str(error.value)
     assert text.startswith(str(path)) and message in text and "\n" not in text
+
+
+def test_explanations_rank_words_by_the_size_of_their_effect_ties_alphabetically_and_leave_out_no_effect():
+    word_of = {4: "awful", 5: "bland", 6: "cast", 7: "dull", 8: "epic", 9: "fine"}
+    words = np.array([7, 4, 6, 9, 8, 5])
+    effects = np.array([-0.125, -0.5, 0.0, 0.25, 0.75, -0.125], "float32")
+    assert inference.strongest(words, effects, word_of, top=2) == {
+        "positive": [("epic", 0.75), ("fine", 0.25)],
+        "negative": [("awful", -0.5), ("bland", -0.125)],
+    }
+    # a word whose removal changes nothing pushes neither way
+    assert "cast" not in {word for ranked in inference.strongest(words, effects, word_of, top=10).values()
+                          for word, _ in ranked}
+    # with two classes, a positive effect pushes towards the second
+    assert list(Scorer(bundle()).explain("word1 word2")) == ["positive", "negative"]
 
 
 @pytest.mark.parametrize("weighting", ["binary", "count", "tfidf"])

@@ -1,13 +1,19 @@
 """The logic inside each stage, tested without running the stages."""
+import sys
+import types
+from dataclasses import replace
+
 import numpy as np
 import pyarrow as pa
 import pytest
 from matplotlib.colors import to_rgba
 
-from pipeline import features, history, text
+import pipeline
+from pipeline import features, history, memo, text
 from pipeline.cli import UserError
-from pipeline.params import TrainParams
+from pipeline.params import TrainParams, load_params
 from pipeline.stages import evaluate, plot, train, vectorize, vocab
+from testbed.project import ROOT
 
 HISTORY = {
     "epoch": [1.0, 2.0, 3.0, 4.0],
@@ -26,6 +32,37 @@ def test_validation_split_is_seeded_disjoint_and_complete():
     assert sorted(np.concatenate([val_rows, train_rows])) == list(range(100))
     np.testing.assert_array_equal(val_rows, again_val)
     assert not np.array_equal(val_rows, other_val)
+
+
+def rows_of_the_validation_run(monkeypatch, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out rows, training rows) that the train stage's validation run reads, for model.seed = seed;
+    the fit itself is replaced, so TensorFlow never loads."""
+    read = {}
+
+    def train_model(model_params, load, epochs, load_validation, live_dir, classes):
+        read["train"], read["validation"] = load(), load_validation()
+
+    fake_training = types.SimpleNamespace(train_model=train_model, release_memory=lambda: None)
+    monkeypatch.setitem(sys.modules, "pipeline.training", fake_training)
+    monkeypatch.setattr(pipeline, "training", fake_training, raising=False)
+    monkeypatch.setattr(features, "count_reviews", lambda split: 200)
+    monkeypatch.setattr(features, "read_features", lambda split, rows=None: rows)
+    monkeypatch.setattr(memo, "fit_key", lambda *args: "key")
+    monkeypatch.setattr(memo, "restore", lambda key, folder: False)
+    monkeypatch.setattr(memo, "keep", lambda key, folder: None)
+
+    params = load_params(ROOT / "params.yaml")
+    params = replace(params, model=replace(params.model, seed=seed), validate=replace(params.validate, val_size=50))
+    train.validation_run(params, classes=[0, 1])
+    return read["validation"], read["train"]
+
+
+def test_validation_run_holds_out_the_rows_that_model_seed_picks(monkeypatch):
+    val_rows, train_rows = rows_of_the_validation_run(monkeypatch, seed=1)
+    assert len(val_rows) == 50 and sorted(np.concatenate([val_rows, train_rows])) == list(range(200))
+    np.testing.assert_array_equal(rows_of_the_validation_run(monkeypatch, seed=1)[0], val_rows)
+    # Another seed is another experiment: it must not score on the same held-out reviews.
+    assert set(rows_of_the_validation_run(monkeypatch, seed=2)[0]) != set(val_rows)
 
 
 def test_validation_set_as_large_as_the_data_is_refused():

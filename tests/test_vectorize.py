@@ -1,5 +1,6 @@
 """The vectorize stage a chunk at a time: the outputs must not depend on the chunk size,
 and must be the bytes that vectorizing each split whole gives."""
+import math
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,38 @@ def test_outputs_are_the_bytes_of_vectorizing_each_split_whole(project, tmp_path
         assert twin == (expected / f"{split}.parquet").read_bytes()
     for name in OUTPUTS:
         assert written[name] == (expected / name).read_bytes(), name
+
+
+def test_tfidf_is_counts_times_the_training_splits_smoothed_idf_in_rows_of_unit_length(project):
+    def encoded(sequences):
+        labels = pa.array([0] * len(sequences), pa.int8())
+        return vocab.encoded_table(labels, pa.array(sequences, pa.list_(pa.int32())), num_words=6)
+
+    # Of 3 training reviews, term 1 is in all, 4 in two, 2 and 3 in one; 0 and the last column, 5, in none.
+    pq.write_table(encoded([[1, 3, 3, 4], [1, 4], [1, 2]]), project / "data/encoded/train.parquet")
+    pq.write_table(encoded([[1, 2, 5, 5]]), project / "data/encoded/test.parquet")
+    vectorize_with(project, "tfidf")
+
+    # idf = ln((1 + reviews) / (1 + reviews with the term)) + 1, reviews = 3
+    idf = [1 + math.log(4), 1.0, 1 + math.log(2), 1 + math.log(2), 1 + math.log(4 / 3), 1 + math.log(4)]
+    np.testing.assert_allclose(files.read_npy(project / "data/features/idf.npy"), idf, rtol=1e-6)
+
+    def unit_row(weights: dict[int, float]) -> list[float]:
+        norm = math.sqrt(sum(w * w for w in weights.values()))
+        return [weights.get(column, 0) / norm for column in range(6)]
+
+    expected = {
+        "train": [
+            unit_row({1: 1 * idf[1], 3: 2 * idf[3], 4: 1 * idf[4]}),
+            unit_row({1: 1 * idf[1], 4: 1 * idf[4]}),
+            unit_row({1: 1 * idf[1], 2: 1 * idf[2]}),
+        ],
+        # the training split's idf, not the test split's own; a term unseen in training has the largest
+        "test": [unit_row({1: 1 * idf[1], 2: 1 * idf[2], 5: 2 * idf[5]})],
+    }
+    for split, rows in expected.items():
+        x = files.read_npz(project / f"data/features/{split}.npz")
+        np.testing.assert_allclose(x.toarray(), rows, rtol=1e-6)
 
 
 def test_a_sliced_arrow_list_is_counted_from_its_own_rows():
