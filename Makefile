@@ -44,7 +44,7 @@ repro: setup
 test: setup
 	pytest
 
-# The project's model over HTTP on 127.0.0.1:8000 (README: Serving); imdb-serve -h for more
+# The project's model over HTTP on 127.0.0.1:8000 (docs/serving.md); imdb-serve -h for more
 serve: setup
 	imdb-serve
 
@@ -52,7 +52,7 @@ serve: setup
 lint: setup
 	ruff check .
 
-# After a run: its outputs and the run-cache to the default DVC remote (README: Working as a team)
+# After a run: its outputs and the run-cache to the default DVC remote (docs/team.md)
 push: setup
 	dvc push --run-cache
 

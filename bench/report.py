@@ -1,5 +1,5 @@
 """The benchmark's results as markdown tables, each measure checked against its target:
-the limits below (MAX_*, PREDICT_CASES), which README's Benchmark section lists."""
+the limits below (MAX_*, PREDICT_CASES), which docs/benchmark.md lists."""
 from __future__ import annotations
 
 from dataclasses import dataclass
