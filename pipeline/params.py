@@ -12,13 +12,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pipeline import limits, paths
+from pipeline import limits, paths, weightings
 from pipeline.cli import UserError
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish", "linear")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 LOSSES = ("binary_crossentropy", "mse")
-WEIGHTINGS = ("binary", "count", "tfidf")
 MAX_NGRAM = 3
 INDEX_FROM = 3  # Keras's name: 0 padding, 1 start, 2 out-of-vocabulary; the word of rank r is index r + 3
 
@@ -116,7 +115,7 @@ class VocabParams:
 
 @dataclass(frozen=True)
 class VectorizeParams:
-    weighting: str = _one_of(WEIGHTINGS)
+    weighting: str = _one_of(tuple(weightings.WEIGHTINGS))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 from matplotlib.colors import to_rgba
 
-from pipeline import features, history, text
+from pipeline import history, text, weightings
 from pipeline.cli import UserError
 from pipeline.params import TrainParams
 from pipeline.stages import evaluate, plot, train, vectorize, vocab
@@ -144,9 +144,9 @@ def test_encoded_table_carries_num_words_into_vectorize():
     counts = vectorize.term_counts(table)
     assert counts.shape == (2, 6)
     assert counts.toarray().tolist() == [[0, 1, 0, 0, 1, 2], [0, 1, 1, 0, 0, 0]]
-    binary = features.weigh(counts, "binary", features.inverse_document_frequency(counts))
+    binary = weightings.binary(counts)
     assert binary.toarray().tolist() == [[0, 1, 0, 0, 1, 1], [0, 1, 1, 0, 0, 0]]
-    twin = vectorize.features_table(table["label"], binary, "binary")
+    twin = vectorize.features_table(table["label"], binary, weightings.named("binary"))
     assert twin.column_names == ["label", "indices"]
     assert twin["indices"].to_pylist() == [[1, 4, 5], [1, 2]]
     assert twin["label"].to_pylist() == [1, 0]
@@ -155,7 +155,7 @@ def test_encoded_table_carries_num_words_into_vectorize():
 def test_weighted_features_keep_their_values_in_the_parquet_twin():
     sequences = pa.array([[1, 4, 5, 5], [1, 2]], type=pa.list_(pa.int32()))
     counts = vectorize.term_counts(vocab.encoded_table(pa.array([1, 0], pa.int8()), sequences, num_words=6))
-    twin = vectorize.features_table(pa.array([1, 0], pa.int8()), counts, "count")
+    twin = vectorize.features_table(pa.array([1, 0], pa.int8()), counts, weightings.named("count"))
     assert twin["values"].to_pylist() == [[1.0, 1.0, 2.0], [1.0, 1.0]]
 
 
