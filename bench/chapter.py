@@ -30,6 +30,7 @@ from pipeline.history import best_epoch
 from pipeline.params import Params, load_params
 from pipeline.sources import imdb
 from pipeline.stages.train import split_validation
+from testbed.text import build_word_index
 
 # The chapter's features and model (listings 3-1 to 3-4): the comparison means nothing with others.
 CHAPTER_PARAMS = {
@@ -128,7 +129,7 @@ def main() -> None:
         test_texts, test_labels = read_split(reviews, "test")
 
     with phases.phase("vocabulary and encoding"):
-        word_index = text.build_word_index(train_texts)
+        word_index = build_word_index(train_texts)
         index_of = text.word_to_index(word_index, num_words)
         train_data = [text.encode(review, index_of) for review in train_texts]
         test_data = [text.encode(review, index_of) for review in test_texts]

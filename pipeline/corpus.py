@@ -405,8 +405,11 @@ class _Counter:
 
 
 def rank_terms(corpus: Corpus) -> dict[str, int]:
-    """text.py's word index: rank by count, descending, then by the term; multi-word terms
-    seen only once are left out."""
+    """The word index, {term: rank}: rank 1 = most frequent; ties broken by the term
+    itself, so the ranking does not depend on the order of the reviews.
+
+    Multi-word terms seen only once are left out: there are millions of them, and
+    they rank below every term seen twice, so no useful num_words reaches them."""
     return rank(term_counts(corpus))
 
 

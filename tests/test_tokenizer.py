@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from pipeline import corpus, text
 from pipeline.sources import imdb
+from testbed.text import build_word_index
 
 ARCHIVE = os.environ.get("IMDB_ARCHIVE")
 
@@ -35,7 +36,7 @@ settle = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def reference_word_index(texts, ngram_range=(1, 1)):
-    """The word index as text.rank_terms built it before it was compiled: a Counter of text.terms."""
+    """The word index counted with a Counter of text.terms, as the compiled corpus.rank_terms must."""
     counts = Counter(term for review in texts for term in text.terms(review, ngram_range))
     kept = [(term, n) for term, n in counts.items() if n > 1 or " " not in term]
     ranked = sorted(kept, key=lambda item: (-item[1], item[0]))
@@ -56,7 +57,7 @@ def batch_encoded(texts, index_of, ngram_range):
     for below in (default, 0):  # 0: every lookup by Arrow's index_in
         corpus.DICT_LOOKUP_BELOW = below
         try:
-            offsets, indices = text.encode_texts(texts, index_of, ngram_range)
+            offsets, indices = corpus.Encoder(index_of, ngram_range).encode_texts(texts)
         finally:
             corpus.DICT_LOOKUP_BELOW = default
         encoded.append([indices[offsets[i] : offsets[i + 1]].tolist() for i in range(len(offsets) - 1)])
@@ -75,7 +76,7 @@ def test_batch_tokens_equal_the_reference_tokenizer(texts):
 def test_batch_word_index_equals_the_reference_counting(texts, ngram_range):
     # twice the reviews: multi-word terms seen more than once make it into the index
     texts = texts + texts[: len(texts) // 2]
-    assert text.build_word_index(texts, ngram_range) == reference_word_index(texts, ngram_range)
+    assert build_word_index(texts, ngram_range) == reference_word_index(texts, ngram_range)
 
 
 @settle

@@ -103,7 +103,7 @@ def indexed_chunks(
 
 
 def _indexed(batch: pa.RecordBatch, ngram_range: tuple[int, int]) -> tuple[pa.RecordBatch, Corpus]:
-    return batch.drop_columns(["text"]), text.index_corpus(batch.column("text"), ngram_range)
+    return batch.drop_columns(["text"]), corpus.index_corpus(batch.column("text"), ngram_range)
 
 
 def word_index_of(chunks: Iterator[tuple[pa.RecordBatch, Corpus]]) -> tuple[tuple[pa.RecordBatch, Corpus], dict]:
