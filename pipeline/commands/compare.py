@@ -16,15 +16,13 @@ previous report whole; a bad revision or an unwritable DIR leaves nothing.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -471,23 +469,6 @@ def write_plots(folder: Path, revs: Sequence[str], data: Mapping[str, list], spe
     return sections
 
 
-@contextlib.contextmanager
-def building(out: Path) -> Iterator[Path]:
-    """A fresh folder beside `out`, renamed onto it (replacing a previous report whole)
-    only if the block succeeds; removed otherwise."""
-    check_replaceable(out)
-    with files.writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        with files.writing(out):  # a full disk while the report is written: one line, not a traceback
-            yield tmp
-            os.chmod(tmp, 0o777 & ~files.UMASK)
-            replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def check_replaceable(out: Path) -> None:
     if not out.exists():
         return
@@ -499,27 +480,11 @@ def check_replaceable(out: Path) -> None:
         raise UserError(f"--out {out} is a folder this command did not write; give another --out or remove it")
 
 
-def replace_dir(tmp: Path, out: Path) -> None:
-    """tmp renamed to out; a previous out is set aside first, and put back if the
-    rename fails."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old.", suffix=".tmp"))
-    os.replace(out, old / out.name)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        os.replace(old / out.name, out)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_report(out: Path, revs: Sequence[str], specs_too: bool = True) -> list[Missing]:
     """Builds the report folder at out; returns the files revisions lack."""
     check_revs(revs)
-    with building(out) as folder:
+    check_replaceable(out)
+    with files.atomic_folder(out) as folder:
         repo = open_repo()
         with repo:
             root = Path(repo.root_dir)
