@@ -410,10 +410,10 @@ def rank_terms(corpus: Corpus) -> dict[str, int]:
 
     Multi-word terms seen only once are left out: there are millions of them, and
     they rank below every term seen twice, so no useful num_words reaches them."""
-    return rank(term_counts(corpus))
+    return rank(term_frequencies(corpus))
 
 
-def term_counts(corpus: Corpus, every_ngram: bool = False) -> pa.Table:
+def term_frequencies(corpus: Corpus, every_ngram: bool = False) -> pa.Table:
     """How often each term occurs (columns count, term). Multi-word terms seen once are
     left out unless every_ngram: there are millions of them, and a corpus read in parts
     needs them, since a pair seen once in each part is seen twice in all."""
@@ -433,7 +433,7 @@ def term_counts(corpus: Corpus, every_ngram: bool = False) -> pa.Table:
 
 
 def merged_counts(tables: list[pa.Table]) -> pa.Table:
-    """term_counts of several parts of a corpus, added up term by term."""
+    """term_frequencies of several parts of a corpus, added up term by term."""
     summed = pa.concat_tables(tables).group_by("term").aggregate([("count", "sum")])
     return pa.table({"count": summed["count_sum"], "term": summed["term"]})
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from pipeline.weightings import Weighting
 
 
-def term_counts(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
+def count_matrix(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
     """Row i counts how often each column appears in indices[offsets[i]:offsets[i + 1]];
     offsets[0] is 0. Float32 counts, int32 indices sorted within each row, as TensorFlow
     requires."""
@@ -58,7 +58,7 @@ def _check_range(indices: np.ndarray, dimension: int) -> None:
 
 def multi_hot(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
     """Row i has a 1.0 in every column listed in indices[offsets[i]:offsets[i + 1]]."""
-    return weightings.binary(term_counts(offsets, indices, dimension))
+    return weightings.binary(count_matrix(offsets, indices, dimension))
 
 
 def vectorize_sequences(sequences: Sequence[Sequence[int]], dimension: int = 10000) -> scipy.sparse.csr_matrix:
@@ -77,7 +77,7 @@ def log_count_ratio(x: scipy.sparse.csr_matrix, y: np.ndarray, alpha: float = 1.
 
 
 def row_features(sequence: np.ndarray, dimension: int, weighting: Weighting, idf: np.ndarray | None):
-    """One review's row of `weighting.weigh(term_counts(...), idf)`, as its (columns, values),
+    """One review's row of `weighting.weigh(count_matrix(...), idf)`, as its (columns, values),
     in numpy alone."""
     sequence = np.asarray(sequence)
     _check_range(sequence, dimension)

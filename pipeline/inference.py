@@ -623,7 +623,7 @@ class Scorer:
             return Rows([columns for columns, _ in rows], [values for _, values in rows])
         offsets = row_offsets([len(s) for s in sequences])
         flat = np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int32)
-        counts = features.term_counts(offsets, flat, self.bundle.num_words)
+        counts = features.count_matrix(offsets, flat, self.bundle.num_words)
         return self.weighting.weigh(counts, self.bundle.idf)
 
     def probabilities(self, x: scipy.sparse.csr_matrix | Rows) -> np.ndarray:
@@ -642,7 +642,7 @@ class Scorer:
         bounded however long a review is. A review whose copies would take more than
         limits.MAX_EXPLAIN_OPERATIONS multiplications in all gets None: its time would not
         be bounded."""
-        counts = features.term_counts(
+        counts = features.count_matrix(
             row_offsets([len(s) for s in sequences]),
             np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int32),
             self.bundle.num_words,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline import markdown
 from pipeline.cli import UserError
 from pipeline.commands import compare
 
@@ -113,7 +114,7 @@ def test_format_change():
 
 
 def test_table_escapes_pipes():
-    assert compare.table(["a"], [["x|y"]]).splitlines()[-1] == "| x\\|y |"
+    assert markdown.table(["a"], [["x|y"]]).splitlines()[-1] == "| x\\|y |"
 
 
 def test_slugs_are_file_names_and_distinct():

@@ -74,7 +74,7 @@ def test_outputs_are_the_bytes_of_vectorizing_each_split_whole(project, tmp_path
     write_encoded(project, row_group_size=None)  # one row group, as vocab writes the real splits
     written = vectorize_with(project, weighting)
     encoded = {split: pq.read_table(project / f"data/encoded/{split}.parquet") for split in ("train", "test")}
-    counts = {split: vectorize.term_counts(table) for split, table in encoded.items()}
+    counts = {split: vectorize.table_count_matrix(table) for split, table in encoded.items()}
     idf = weightings.inverse_document_frequency(counts["train"])
     expected = tmp_path / "expected"
     files.write_npy(expected / "idf.npy", idf)

@@ -26,8 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import files, limits
+from pipeline import files, limits, markdown
 from pipeline.cli import UserError, run
+from pipeline.params import is_number
 
 DEFAULT_OUT = Path("compare")
 INDEX = "index.md"
@@ -71,10 +72,6 @@ def format_value(value: object) -> str:
     return json.dumps(value)  # true/false, [1, 2], numbers as written
 
 
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def format_change(old: object, new: object) -> str:
     if not (is_number(old) and is_number(new)):
         return ""
@@ -84,13 +81,6 @@ def format_change(old: object, new: object) -> str:
     if isinstance(change, int):
         return f"{change:+d}"
     return f"{change:+.6g}"
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
-
-    return "\n".join([line(header), line(["---"] * len(header)), *(line(row) for row in rows)]) + "\n"
 
 
 def code(text: str) -> str:
@@ -127,7 +117,7 @@ def params_section(revs: Sequence[str], params: Mapping[str, Mapping[str, Mappin
         if not keys:
             continue
         rows = [[code(key), *(format_value(per_rev[rev].get(key)) for rev in revs)] for key in keys]
-        parts.append(f"{code(path)}:\n\n" + table(["param", *map(code, revs)], rows))
+        parts.append(f"{code(path)}:\n\n" + markdown.table(["param", *map(code, revs)], rows))
     if not parts:
         return "No param differs between these revisions.\n"
     return "\n".join(parts)
@@ -145,7 +135,7 @@ def metrics_section(revs: Sequence[str], metrics: Mapping[str, Mapping[str, Mapp
             changes = [format_change(values[0], per_rev[rev].get(key)) for rev in later]
             rows.append([code(key), *map(format_value, values), *changes])
         header = ["metric", *map(code, revs), *(f"Δ {code(rev)} − {code(first)}" for rev in later)]
-        parts.append(f"{code(path)}:\n\n" + table(header, rows))
+        parts.append(f"{code(path)}:\n\n" + markdown.table(header, rows))
     if not parts:
         return "No revision has a metrics file.\n"
     return "\n".join(parts)
@@ -244,7 +234,7 @@ def missing_section(revs: Sequence[str], missing: Sequence[Missing]) -> str:
     if not missing:
         return "Every revision has every declared file.\n"
     rows = in_rev_order(revs, missing)
-    return table(
+    return markdown.table(
         ["revision", "file", "needed for", "why"],
         [[code(m.rev), code(m.path), m.needed_for, m.reason] for m in rows],
     )
@@ -261,7 +251,7 @@ def missing_line(missing: Sequence[Missing]) -> str:
 
 def image_row(revs: Sequence[str], files: Mapping[str, str], title: str) -> str:
     cells = [f"![{title} at {rev}]({files[rev]})" if rev in files else "*missing*" for rev in revs]
-    return table(list(map(code, revs)), [cells])
+    return markdown.table(list(map(code, revs)), [cells])
 
 
 def index_markdown(

@@ -58,7 +58,7 @@ def chunks(encoded: pq.ParquetFile, num_words: int) -> Iterator[tuple[pa.Array, 
         yield batch.column("label"), sequence_counts(batch.column("sequence"), num_words)
 
 
-def term_counts(encoded: pa.Table) -> scipy.sparse.csr_matrix:
+def table_count_matrix(encoded: pa.Table) -> scipy.sparse.csr_matrix:
     """The term counts of a whole encoded table."""
     return sequence_counts(encoded.column("sequence").combine_chunks(), num_words_of(encoded.schema))
 
@@ -68,7 +68,7 @@ def sequence_counts(sequences: pa.ListArray, num_words: int) -> scipy.sparse.csr
     # need not start at 0, nor its values at the first.
     offsets = sequences.offsets.to_numpy()
     indices = sequences.values.to_numpy()[offsets[0] : offsets[-1]]
-    return features.term_counts(offsets - offsets[0], indices, num_words)
+    return features.count_matrix(offsets - offsets[0], indices, num_words)
 
 
 class DocumentFrequency:
