@@ -34,6 +34,7 @@ from bench.run import code_version, machine, measured_repro, progress, real_arch
 from pipeline import files, markdown
 from pipeline.cli import run
 from pipeline.sources import imdb
+from testbed.archives import read_archive
 from testbed.project import make_project
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -57,7 +58,7 @@ class Source:
 
 def sources(archive: Path) -> dict[tuple[str, str], Source]:
     found: dict[tuple[str, str], Source] = defaultdict(lambda: Source([], []))
-    for review in imdb.read_archive(archive).reviews:
+    for review in read_archive(archive).reviews:
         sentences = _SENTENCE_END.split(review.text)
         source = found[review.split, review.folder]
         source.shapes.append((len(sentences), review.rating))

@@ -176,16 +176,6 @@ def _word_chunks(texts: Iterable[str] | pa.Array | pa.ChunkedArray) -> Iterable[
         yield _split_words(*_utf8_buffers(chunk))
 
 
-def tokenize(texts: Iterable[str] | pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.ChunkedArray]:
-    """Every review's words (text.tokenize), as (lengths, words): review i's words are the
-    next lengths[i] values of `words`."""
-    lengths, words = [np.zeros(0, np.int64)], []
-    for chunk_lengths, found in _word_chunks(texts):
-        lengths.append(chunk_lengths)
-        words.append(_strings(found, np.arange(len(found.starts))))
-    return np.concatenate(lengths), pa.chunked_array(words, pa.string())
-
-
 def _strings(found: _Found, which: np.ndarray) -> pa.Array:
     """These words as Arrow strings."""
     if not len(which):
@@ -232,14 +222,6 @@ def _chunks(offsets: np.ndarray, size: int) -> Iterable[tuple[int, int]]:
     if rows == 0:
         return []
     return zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
-
-
-def compiled_fraction(texts: Iterable[str] | pa.Array | pa.ChunkedArray) -> float:
-    """The share of reviews that `tokenize` leaves entirely to the compiled path."""
-    texts, odd = as_arrow(texts)
-    by_python = _needs_python(texts)
-    by_python[list(odd)] = True
-    return 1 - float(by_python.mean()) if len(texts) else 1.0
 
 
 def _needs_python(texts: pa.Array) -> np.ndarray:

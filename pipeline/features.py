@@ -1,4 +1,4 @@
-"""Reviews as sparse rows: the chapter's vectorize_sequences and its variations.
+"""Reviews as sparse rows: their term counts, the input the weightings weigh.
 
 Shared by the vectorize stage, the model stages and prediction, so a review is
 turned into model input in exactly one way. scipy and the file readers are imported
@@ -7,14 +7,11 @@ alone, where importing scipy would cost more than the work.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline import weightings
 from pipeline.cli import UserError
-from pipeline.ragged import row_offsets
 
 if TYPE_CHECKING:
     import scipy.sparse
@@ -54,17 +51,6 @@ def count_matrix(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> sc
 def _check_range(indices: np.ndarray, dimension: int) -> None:
     if indices.size and (indices.min() < 0 or indices.max() >= dimension):
         raise UserError(f"word index out of range: expected 0 to {dimension - 1}")
-
-
-def multi_hot(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
-    """Row i has a 1.0 in every column listed in indices[offsets[i]:offsets[i + 1]]."""
-    return weightings.binary(count_matrix(offsets, indices, dimension))
-
-
-def vectorize_sequences(sequences: Sequence[Sequence[int]], dimension: int = 10000) -> scipy.sparse.csr_matrix:
-    offsets = row_offsets([len(s) for s in sequences])
-    flat = np.fromiter((i for s in sequences for i in s), dtype=np.int64, count=int(offsets[-1]))
-    return multi_hot(offsets, flat, dimension)
 
 
 def log_count_ratio(x: scipy.sparse.csr_matrix, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:

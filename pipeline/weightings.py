@@ -57,10 +57,6 @@ def document_frequency(counts: scipy.sparse.csr_matrix) -> np.ndarray:
     return np.bincount(counts.indices, minlength=counts.shape[1])
 
 
-def inverse_document_frequency(counts: scipy.sparse.csr_matrix) -> np.ndarray:
-    return idf_of(document_frequency(counts), counts.shape[0])
-
-
 def idf_of(document_frequency: np.ndarray, documents: int) -> np.ndarray:
     """Smoothed idf, as scikit-learn's TfidfTransformer: ln((1 + n) / (1 + df)) + 1."""
     return (np.log((1 + documents) / (1 + document_frequency)) + 1).astype(np.float32)

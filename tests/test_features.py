@@ -5,8 +5,10 @@ from sklearn.feature_extraction.text import TfidfTransformer
 
 from bench.chapter import vectorize_sequences as chapter_vectorize_sequences  # listing 3-2: the dense reference
 from pipeline.cli import UserError
-from pipeline.features import count_matrix, log_count_ratio, row_features, row_offsets, vectorize_sequences
-from pipeline.weightings import WEIGHTINGS, binary, inverse_document_frequency, named, scale_columns, tfidf
+from pipeline.features import count_matrix, log_count_ratio, row_features
+from pipeline.ragged import row_offsets
+from pipeline.weightings import WEIGHTINGS, binary, named, scale_columns, tfidf
+from testbed.features import inverse_document_frequency, vectorize_sequences
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from pipeline import inference, training, weightings
-from pipeline.features import vectorize_sequences
 from pipeline.inference import Bundle, BundleError, Layer, Scorer, forward, read_bundle, write_bundle
 from pipeline.params import ACTIVATIONS, ModelParams, TrainParams, VectorizeParams, VocabParams
+from testbed.features import vectorize_sequences
 
 CHAPTER = ModelParams(
     hidden_layers=2, units=16, activation="relu", optimizer="rmsprop", learning_rate=0.001,

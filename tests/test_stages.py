@@ -8,6 +8,7 @@ from pipeline import history, text, weightings
 from pipeline.cli import UserError
 from pipeline.params import TrainParams
 from pipeline.stages import evaluate, plot, train, vectorize, vocab
+from testbed.features import table_count_matrix
 
 HISTORY = {
     "epoch": [1.0, 2.0, 3.0, 4.0],
@@ -141,7 +142,7 @@ def test_training_curves_are_drawn_as_the_chapter_draws_them():
 def test_encoded_table_carries_num_words_into_vectorize():
     sequences = pa.array([[1, 4, 5, 5], [1, 2]], type=pa.list_(pa.int32()))
     table = vocab.encoded_table(pa.array([1, 0], pa.int8()), sequences, num_words=6)
-    counts = vectorize.table_count_matrix(table)
+    counts = table_count_matrix(table)
     assert counts.shape == (2, 6)
     assert counts.toarray().tolist() == [[0, 1, 0, 0, 1, 2], [0, 1, 1, 0, 0, 0]]
     binary = weightings.binary(counts)
@@ -154,7 +155,7 @@ def test_encoded_table_carries_num_words_into_vectorize():
 
 def test_weighted_features_keep_their_values_in_the_parquet_twin():
     sequences = pa.array([[1, 4, 5, 5], [1, 2]], type=pa.list_(pa.int32()))
-    counts = vectorize.table_count_matrix(vocab.encoded_table(pa.array([1, 0], pa.int8()), sequences, num_words=6))
+    counts = table_count_matrix(vocab.encoded_table(pa.array([1, 0], pa.int8()), sequences, num_words=6))
     twin = vectorize.features_table(pa.array([1, 0], pa.int8()), counts, weightings.named("count"))
     assert twin["values"].to_pylist() == [[1.0, 1.0, 2.0], [1.0, 1.0]]
 

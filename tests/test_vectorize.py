@@ -10,6 +10,7 @@ import pytest
 from pipeline import files, weightings
 from pipeline.cli import UserError, run
 from pipeline.stages import vectorize, vocab
+from testbed.features import inverse_document_frequency, table_count_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_WORDS = 40
@@ -74,8 +75,8 @@ def test_outputs_are_the_bytes_of_vectorizing_each_split_whole(project, tmp_path
     write_encoded(project, row_group_size=None)  # one row group, as vocab writes the real splits
     written = vectorize_with(project, weighting)
     encoded = {split: pq.read_table(project / f"data/encoded/{split}.parquet") for split in ("train", "test")}
-    counts = {split: vectorize.table_count_matrix(table) for split, table in encoded.items()}
-    idf = weightings.inverse_document_frequency(counts["train"])
+    counts = {split: table_count_matrix(table) for split, table in encoded.items()}
+    idf = inverse_document_frequency(counts["train"])
     expected = tmp_path / "expected"
     files.write_npy(expected / "idf.npy", idf)
     for split, table in encoded.items():

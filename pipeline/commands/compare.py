@@ -180,12 +180,6 @@ def image_files(data: Mapping[str, list]) -> dict[str, dict[str, str]]:
     return images
 
 
-def spec_revs(spec: Mapping) -> list[str]:
-    """The revisions a spec's data holds, in order of appearance."""
-    values = (spec.get("data") or {}).get("values") or []
-    return list(dict.fromkeys(row["rev"] for row in values if isinstance(row, Mapping) and "rev" in row))
-
-
 def for_png(spec: Mapping) -> dict:
     """The spec as a static image reads best: a param that a checkbox would switch on
     in a browser (the confusion template's showValues, counts in the cells) starts on,

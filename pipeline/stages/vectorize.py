@@ -58,11 +58,6 @@ def chunks(encoded: pq.ParquetFile, num_words: int) -> Iterator[tuple[pa.Array, 
         yield batch.column("label"), sequence_counts(batch.column("sequence"), num_words)
 
 
-def table_count_matrix(encoded: pa.Table) -> scipy.sparse.csr_matrix:
-    """The term counts of a whole encoded table."""
-    return sequence_counts(encoded.column("sequence").combine_chunks(), num_words_of(encoded.schema))
-
-
 def sequence_counts(sequences: pa.ListArray, num_words: int) -> scipy.sparse.csr_matrix:
     # Arrow's offsets and values as numpy views, not copies; a sliced array's offsets
     # need not start at 0, nor its values at the first.
