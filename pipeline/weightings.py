@@ -4,8 +4,9 @@ A weighting is its name, how it weighs a matrix of term counts, how it weighs on
 review's counts with numpy alone (the same numpy operations on the same numbers, so
 the same bits), and whether it weighs by the inverse document frequency of the
 training split: vectorize then learns the idf before weighing, and the model's bundle
-keeps it to weigh new reviews the same way. A new weighting is an entry in WEIGHTINGS;
-params allows exactly their names.
+keeps it to weigh new reviews the same way. A new weighting is an entry in WEIGHTINGS,
+which params takes its allowed names from, and a test of its values in
+tests/test_features.py (which already holds every weighting's rows to its matrix's bits).
 
 scipy is imported where it is used: imdb-predict weighs a few reviews with numpy alone.
 """
