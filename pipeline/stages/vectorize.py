@@ -31,7 +31,6 @@ from pipeline import features, files, paths, weightings
 from pipeline.cli import UserError, run
 from pipeline.params import load_params
 from pipeline.ragged import row_offsets
-from pipeline.weightings import Weighting
 
 # Rows per chunk, and so per row group of the parquet twin: the two splits are
 # weighed side by side, and at 8 times the real reviews twice 32,768 rows took 1 GB.
@@ -89,7 +88,7 @@ def training_idf(encoded: pq.ParquetFile, num_words: int) -> np.ndarray:
     return frequency.idf()
 
 
-def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix, weighting: Weighting) -> pa.Table:
+def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix, weighting: weightings.Weighting) -> pa.Table:
     offsets = pa.array(matrix.indptr, pa.int32())
     columns = {"label": labels, "indices": pa.ListArray.from_arrays(offsets, pa.array(matrix.indices, pa.int32()))}
     if not weighting.ones:
@@ -134,7 +133,7 @@ class SpooledCsr:
 
 
 def vectorize_split(
-    split: str, encoded: pq.ParquetFile, num_words: int, weighting: Weighting, idf: np.ndarray | None
+    split: str, encoded: pq.ParquetFile, num_words: int, weighting: weightings.Weighting, idf: np.ndarray | None
 ) -> tuple[SpooledCsr, DocumentFrequency]:
     """Writes the split's parquet twin and labels; returns its matrix, for the npz, and
     its document frequency. idf is needed only by a weighting that uses it."""
@@ -175,7 +174,7 @@ def main() -> None:
 
 
 def write_split(
-    split: str, encoded: pq.ParquetFile, num_words: int, weighting: Weighting, idf: np.ndarray | None
+    split: str, encoded: pq.ParquetFile, num_words: int, weighting: weightings.Weighting, idf: np.ndarray | None
 ) -> tuple[SpooledCsr, DocumentFrequency]:
     """All of a split's outputs: its parquet twin, labels and npz."""
     matrix, frequency = vectorize_split(split, encoded, num_words, weighting, idf)
