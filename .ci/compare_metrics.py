@@ -7,19 +7,13 @@ epoch numbers exactly.
 import json
 import sys
 
+from pipeline.commands.compare import flatten
+
 TOLERANCE = 0.005
 
 
-def flatten(value, prefix=""):
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from flatten(inner, f"{prefix}{key}.")
-    else:
-        yield prefix.rstrip("."), value
-
-
 def differences(committed: dict, reproduced: dict) -> list[str]:
-    old, new = dict(flatten(committed)), dict(flatten(reproduced))
+    old, new = flatten(committed), flatten(reproduced)
     if old.keys() != new.keys():
         return [f"keys differ: {sorted(old.keys() ^ new.keys())}"]
     total = sum(committed["test"]["confusion_matrix"].values())

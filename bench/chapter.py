@@ -30,6 +30,8 @@ from pipeline.history import best_epoch
 from pipeline.params import Params, load_params
 from pipeline.sources import imdb
 from pipeline.stages.train import split_validation
+from testbed.archives import read_archive, reviews_table
+from testbed.text import build_word_index
 
 # The chapter's features and model (listings 3-1 to 3-4): the comparison means nothing with others.
 CHAPTER_PARAMS = {
@@ -85,7 +87,7 @@ class Phases:
 
 def read_split(reviews: list[imdb.Review], split: str) -> tuple[list[str], list[int]]:
     """Texts and labels (0 negative, 1 positive, the chapter's) of a split, in the pipeline's order."""
-    table = imdb.reviews_table(r for r in reviews if r.split == split)
+    table = reviews_table(r for r in reviews if r.split == split)
     return table.column("text").to_pylist(), [imdb.NAMES.index(name) for name in table.column("label").to_pylist()]
 
 
@@ -123,12 +125,12 @@ def main() -> None:
         from pipeline.training import make_deterministic
 
     with phases.phase("read reviews"):
-        reviews = imdb.read_archive(args.archive).reviews
+        reviews = read_archive(args.archive).reviews
         train_texts, train_labels = read_split(reviews, "train")
         test_texts, test_labels = read_split(reviews, "test")
 
     with phases.phase("vocabulary and encoding"):
-        word_index = text.build_word_index(train_texts)
+        word_index = build_word_index(train_texts)
         index_of = text.word_to_index(word_index, num_words)
         train_data = [text.encode(review, index_of) for review in train_texts]
         test_data = [text.encode(review, index_of) for review in test_texts]

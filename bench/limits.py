@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from bench.run import code_version, machine
-from pipeline import files, inference, limits
+from pipeline import files, inference, limits, markdown
 from pipeline.params import ModelParams, TrainParams, VectorizeParams, VocabParams
 from testbed.limited import Limited, run_limited
 from testbed.limited import predict as predict_command
@@ -172,9 +172,9 @@ def main() -> None:
         for kind, name, run in cases(Path(folder)):
             result = run()
             clean = "yes" if result.ended_cleanly() else "**no**"
-            rows.append(f"| {kind} | {name} | {_outcome(result, folder)} | {result.seconds:.2f} s "
-                        f"| {result.peak_bytes / 1e6:.0f} MB | {clean} |")
-            print(rows[-1], flush=True)
+            rows.append([kind, name, _outcome(result, folder), f"{result.seconds:.2f} s",
+                         f"{result.peak_bytes / 1e6:.0f} MB", clean])
+            print(markdown.row(rows[-1]), flush=True)
     report = "\n".join([
         "# Worst cases of what a user controls",
         "",
@@ -185,9 +185,7 @@ def main() -> None:
         "",
         f"Run at {run_at}.",
         "",
-        "| kind | case | outcome | time | peak memory | clean |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *rows,
+        *markdown.table_lines(["kind", "case", "outcome", "time", "peak memory", "clean"], rows),
         "",
     ])
     files.write_text(REPORT, report)

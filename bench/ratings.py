@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.report import MAX_STAGE_BYTES
 from bench.run import code_version, machine, measured_repro, progress, real_archive
-from pipeline import files
+from pipeline import files, markdown
 from pipeline.cli import run
 from testbed.project import make_project
 
@@ -66,35 +66,38 @@ def report(metrics: dict, stages: dict, logistic: dict, classes: list, run_at: s
         "",
         f"Run at {run_at}.",
         "",
-        "| model | test accuracy | macro-F1 |",
-        "| --- | --- | --- |",
-        f"| the pipeline's network (2 × 16, softmax; {metrics['validation']['best_epoch']} epochs, the lowest "
-        f"validation loss) | {test['accuracy']:.4f} | {test['macro_f1']:.4f} |",
-        f"| LogisticRegression, same features (fit in {logistic['fit_seconds']} s) | {logistic['accuracy']:.4f} "
-        f"| {logistic['macro_f1']:.4f} |",
-        f"| always the largest class | {majority:.4f} | – |",
+        *markdown.table_lines(["model", "test accuracy", "macro-F1"], [
+            [f"the pipeline's network (2 × 16, softmax; {metrics['validation']['best_epoch']} epochs, the lowest "
+             "validation loss)", f"{test['accuracy']:.4f}", f"{test['macro_f1']:.4f}"],
+            [f"LogisticRegression, same features (fit in {logistic['fit_seconds']} s)", f"{logistic['accuracy']:.4f}",
+             f"{logistic['macro_f1']:.4f}"],
+            ["always the largest class", f"{majority:.4f}", "–"],
+        ]),
         "",
         "Per class (the network):",
         "",
-        "| rating | precision | recall | F1 | test reviews |",
-        "| --- | --- | --- | --- | --- |",
-        *(f"| {name} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']:,} |"
-          for name, row in test["per_class"].items()),
+        *markdown.table_lines(
+            ["rating", "precision", "recall", "F1", "test reviews"],
+            [[str(name), f"{row['precision']:.4f}", f"{row['recall']:.4f}", f"{row['f1']:.4f}", f"{row['support']:,}"]
+             for name, row in test["per_class"].items()],
+        ),
         "",
         "Confusion matrix (rows: the actual rating, columns: the predicted one, in the order "
         f"{', '.join(map(str, classes))}):",
         "",
-        "| | " + " | ".join(map(str, classes)) + " |",
-        "| --- " * (len(classes) + 1) + "|",
-        *(f"| **{name}** | " + " | ".join(f"{n:,}" for n in row) + " |"
-          for name, row in zip(classes, test["confusion_matrix"], strict=True)),
+        *markdown.table_lines(
+            ["", *map(str, classes)],
+            [[f"**{name}**", *(f"{n:,}" for n in row)]
+             for name, row in zip(classes, test["confusion_matrix"], strict=True)],
+        ),
         "",
         "Each stage of the run:",
         "",
-        "| stage | wall (s) | peak memory (MB) | within 1 GB |",
-        "| --- | --- | --- | --- |",
-        *(f"| {name} | {m.wall_s:.2f} | {m.peak_rss_bytes / 1e6:.0f} | "
-          f"{'yes' if m.peak_rss_bytes <= MAX_STAGE_BYTES else '**no**'} |" for name, m in stages.items()),
+        *markdown.table_lines(
+            ["stage", "wall (s)", "peak memory (MB)", "within 1 GB"],
+            [[name, f"{m.wall_s:.2f}", f"{m.peak_rss_bytes / 1e6:.0f}",
+              "yes" if m.peak_rss_bytes <= MAX_STAGE_BYTES else "**no**"] for name, m in stages.items()],
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.probe import SAMPLE_SECONDS, Measurement
+from pipeline import markdown
 
 # evaluate scores with the TensorFlow-free forward pass (pipeline/inference.py)
 MODEL_FREE_STAGES = ("download", "vocab", "vectorize", "evaluate", "plot")
@@ -79,11 +80,6 @@ def _ratio(b: float | None, a: float | None) -> str:
 
 def _met(ok: bool) -> str:
     return "yes" if ok else "**no**"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def largest_stage(pipeline: PipelineResult) -> tuple[str, int]:
@@ -284,21 +280,25 @@ def render(benchmark: Benchmark) -> str:
         "",
         "## Against the chapter, and the targets",
         "",
-        *_table(
+        *markdown.table_lines(
             ["measure", "chapter's code (a)", "pipeline (b)", "(b)/(a)", "target", "met"],
             comparison_rows(chapter, pipeline),
         ),
         "",
         "## Targets of the pipeline alone",
         "",
-        *_table(["measure", "pipeline", "target", "met"], pipeline_target_rows(pipeline, benchmark.experiments)),
+        *markdown.table_lines(
+            ["measure", "pipeline", "target", "met"], pipeline_target_rows(pipeline, benchmark.experiments)
+        ),
         "",
         *(
             [
                 "## Experiments after the run: what each costs",
                 "",
-                *_table(["`dvc exp run`", "wall (s)", "stages it ran", "fits restored from data/memo/"],
-                        experiment_rows(benchmark.experiments)),
+                *markdown.table_lines(
+                    ["`dvc exp run`", "wall (s)", "stages it ran", "fits restored from data/memo/"],
+                    experiment_rows(benchmark.experiments),
+                ),
                 "",
             ]
             if benchmark.experiments
@@ -306,7 +306,7 @@ def render(benchmark: Benchmark) -> str:
         ),
         "## The pipeline, stage by stage",
         "",
-        *_table(["stage", "wall (s)", "peak memory (MB)", "TensorFlow loaded"], stage_rows(pipeline)),
+        *markdown.table_lines(["stage", "wall (s)", "peak memory (MB)", "TensorFlow loaded"], stage_rows(pipeline)),
         "",
         f"DVC itself takes {dvc_itself:.2f} s of `dvc repro -f` (the whole run minus its stages).",
         "",
@@ -317,7 +317,7 @@ def render(benchmark: Benchmark) -> str:
                 "`dvc repro -f` run again with `cache.type hardlink`: DVC's own work is the whole run minus its "
                 "stages (hashing the outputs, putting them in the cache, the lock file).",
                 "",
-                *_table(["cache.type", "DVC's own work (s)"], link_rows(benchmark.dvc_own_s)),
+                *markdown.table_lines(["cache.type", "DVC's own work (s)"], link_rows(benchmark.dvc_own_s)),
                 "",
             ]
             if benchmark.dvc_own_s
@@ -327,7 +327,7 @@ def render(benchmark: Benchmark) -> str:
             [
                 "## Scoring without TensorFlow: imdb-predict and evaluate",
                 "",
-                *_table(
+                *markdown.table_lines(
                     ["measure", "wall (s)", "peak memory (MB)", "target", "met"],
                     predict_rows(benchmark.predict, pipeline)
                     + ([floor_row(benchmark.floor)] if benchmark.floor else []),
@@ -342,7 +342,7 @@ def render(benchmark: Benchmark) -> str:
         ),
         "## The chapter's code, phase by phase",
         "",
-        *_table(["phase", "wall (s)", "peak memory so far (MB)"], phase_rows(chapter)),
+        *markdown.table_lines(["phase", "wall (s)", "peak memory so far (MB)"], phase_rows(chapter)),
         "",
         HOW_MEASURED,
     ]

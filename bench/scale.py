@@ -31,9 +31,10 @@ from pathlib import Path
 from bench.probe import Measurement
 from bench.report import MAX_STAGE_BYTES
 from bench.run import code_version, machine, measured_repro, progress, real_archive
-from pipeline import files
+from pipeline import files, markdown
 from pipeline.cli import run
 from pipeline.sources import imdb
+from testbed.archives import read_archive
 from testbed.project import make_project
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -57,7 +58,7 @@ class Source:
 
 def sources(archive: Path) -> dict[tuple[str, str], Source]:
     found: dict[tuple[str, str], Source] = defaultdict(lambda: Source([], []))
-    for review in imdb.read_archive(archive).reviews:
+    for review in read_archive(archive).reviews:
         sentences = _SENTENCE_END.split(review.text)
         source = found[review.split, review.folder]
         source.shapes.append((len(sentences), review.rating))
@@ -124,6 +125,14 @@ def fit_line(sizes: list[float], times: list[float]) -> tuple[float, float]:
     return mean_y - slope * mean_x, slope
 
 
+def _size_row(stage: str, results: dict[int, dict[str, Measurement]], scales: list[int]) -> list[str]:
+    cells = [stage]
+    for scale in scales:
+        measured = results[scale][stage]
+        cells += [f"{measured.wall_s:.2f}", f"{measured.peak_rss_bytes / 1e6:.0f}"]
+    return cells
+
+
 def report(results: dict[int, dict[str, Measurement]], machine_line: str, version: str, source: str = "imdb") -> str:
     scales = sorted(results)
     fed = (
@@ -138,14 +147,13 @@ def report(results: dict[int, dict[str, Measurement]], machine_line: str, versio
         "Corpora built from the real reviews (sentences redrawn within each split and label), "
         f"{fed}; {REAL_PER_FOLDER * len(imdb.FOLDERS) * 2:,} reviews at 1x.",
         "",
-        "| stage | " + " | ".join(f"{s}x wall (s) | {s}x peak (MB)" for s in scales) + " |",
-        "| --- | " + " | ".join("--- | ---" for _ in scales) + " |",
+        *markdown.table_lines(
+            ["stage", *(f"{s}x {measure}" for s in scales for measure in ("wall (s)", "peak (MB)"))],
+            [_size_row(stage, results, scales) for stage in DATA_STAGES],
+        ),
+        "",
     ]
-    for stage in DATA_STAGES:
-        cells = [f"{results[s][stage].wall_s:.2f} | {results[s][stage].peak_rss_bytes / 1e6:.0f}" for s in scales]
-        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    lines += ["", "| stage | fit: seconds = a + b × scale | time at largest / at 1x | peak at largest | met |"]
-    lines.append("| --- | --- | --- | --- | --- |")
+    fits = []
     largest = scales[-1]
     for stage in DATA_STAGES:
         times = [results[s][stage].wall_s for s in scales]
@@ -153,11 +161,12 @@ def report(results: dict[int, dict[str, Measurement]], machine_line: str, versio
         ratio = times[-1] / times[0]
         peak = results[largest][stage].peak_rss_bytes
         met = ratio <= MAX_TIME_RATIO * largest / 8 and peak <= MAX_STAGE_BYTES
-        lines.append(
-            f"| {stage} | {intercept:.2f} + {slope:.2f} × scale | {ratio:.2f} (≤ {MAX_TIME_RATIO * largest / 8:g}) "
-            f"| {peak / 1e6:.0f} MB (≤ {MAX_STAGE_BYTES / 1e6:.0f}) | {'yes' if met else '**no**'} |"
-        )
-    return "\n".join(lines) + "\n"
+        fits.append([
+            stage, f"{intercept:.2f} + {slope:.2f} × scale", f"{ratio:.2f} (≤ {MAX_TIME_RATIO * largest / 8:g})",
+            f"{peak / 1e6:.0f} MB (≤ {MAX_STAGE_BYTES / 1e6:.0f})", "yes" if met else "**no**",
+        ])
+    header = ["stage", "fit: seconds = a + b × scale", "time at largest / at 1x", "peak at largest", "met"]
+    return "\n".join([*lines, *markdown.table_lines(header, fits)]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 
 from bench.run import code_version, machine, progress
-from pipeline import files, paths
+from pipeline import files, markdown, paths
 from pipeline.cli import UserError, run
 from pipeline.commands.serve import bundle_md5
 from testbed.project import ROOT
@@ -172,8 +172,8 @@ def render(scenarios: list[Scenario], soak: Scenario, machine_now: str, bundle: 
     first, last = soak.rss[len(soak.rss) // 10][1], soak.rss[-1][1]  # after its first tenth: warmed up
     growth = last / first - 1
     rows = [
-        f"| {s.name} | {s.clients} | {s.requests_per_s:,.0f} | {s.reviews_per_s:,.0f} | {s.percentile(0.5):.2f} | "
-        f"{s.percentile(0.99):.2f} | {s.errors} | {s.peak_rss / 1e6:.0f} |"
+        [s.name, str(s.clients), f"{s.requests_per_s:,.0f}", f"{s.reviews_per_s:,.0f}", f"{s.percentile(0.5):.2f}",
+         f"{s.percentile(0.99):.2f}", str(s.errors), f"{s.peak_rss / 1e6:.0f}"]
         for s in [*scenarios, soak]
     ]
     targets = [
@@ -202,15 +202,18 @@ def render(scenarios: list[Scenario], soak: Scenario, machine_now: str, bundle: 
         "",
         "## Targets",
         "",
-        "| measure | imdb-serve | target | met |",
-        "| --- | --- | --- | --- |",
-        *[f"| {name} | {value} | {target} | {_met(ok)} |" for name, value, target, ok in targets],
+        *markdown.table_lines(
+            ["measure", "imdb-serve", "target", "met"],
+            [[name, value, target, _met(ok)] for name, value, target, ok in targets],
+        ),
         "",
         "## Scenarios",
         "",
-        "| scenario | clients | requests/s | reviews/s | p50 (ms) | p99 (ms) | errors | server's peak RSS (MB) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        *rows,
+        *markdown.table_lines(
+            ["scenario", "clients", "requests/s", "reviews/s", "p50 (ms)", "p99 (ms)", "errors",
+             "server's peak RSS (MB)"],
+            rows,
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -18,7 +18,7 @@ import yaml
 
 from bench.report import MAX_STAGE_BYTES
 from bench.run import measured_repro, progress, real_archive
-from pipeline import files
+from pipeline import files, markdown
 from pipeline.cli import UserError, run
 from testbed.project import make_project
 
@@ -36,10 +36,12 @@ def parse_changes(pairs: list[str]) -> dict[str, dict]:
 
 
 def table(stages: dict, metrics: dict) -> str:
-    lines = ["| stage | wall (s) | peak memory (MB) | within 1 GB |", "| --- | --- | --- | --- |"]
-    for name, measured in stages.items():
-        within = "yes" if measured.peak_rss_bytes <= MAX_STAGE_BYTES else "**no**"
-        lines.append(f"| {name} | {measured.wall_s:.2f} | {measured.peak_rss_bytes / 1e6:.0f} | {within} |")
+    rows = [
+        [name, f"{measured.wall_s:.2f}", f"{measured.peak_rss_bytes / 1e6:.0f}",
+         "yes" if measured.peak_rss_bytes <= MAX_STAGE_BYTES else "**no**"]
+        for name, measured in stages.items()
+    ]
+    lines = markdown.table_lines(["stage", "wall (s)", "peak memory (MB)", "within 1 GB"], rows)
     validation = metrics["validation"]
     lines.append("")
     lines.append(

@@ -172,16 +172,6 @@ def _word_chunks(texts: Iterable[str] | pa.Array | pa.ChunkedArray) -> Iterable[
         yield _split_words(*_utf8_buffers(chunk))
 
 
-def tokenize(texts: Iterable[str] | pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.ChunkedArray]:
-    """Every review's words (text.tokenize), as (lengths, words): review i's words are the
-    next lengths[i] values of `words`."""
-    lengths, words = [np.zeros(0, np.int64)], []
-    for chunk_lengths, found in _word_chunks(texts):
-        lengths.append(chunk_lengths)
-        words.append(_strings(found, np.arange(len(found.starts))))
-    return np.concatenate(lengths), pa.chunked_array(words, pa.string())
-
-
 def _strings(found: _Found, which: np.ndarray) -> pa.Array:
     """These words as Arrow strings."""
     if not len(which):
@@ -228,14 +218,6 @@ def _chunks(offsets: np.ndarray, size: int) -> Iterable[tuple[int, int]]:
     if rows == 0:
         return []
     return zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
-
-
-def compiled_fraction(texts: Iterable[str] | pa.Array | pa.ChunkedArray) -> float:
-    """The share of reviews that `tokenize` leaves entirely to the compiled path."""
-    texts, odd = as_arrow(texts)
-    by_python = _needs_python(texts)
-    by_python[list(odd)] = True
-    return 1 - float(by_python.mean()) if len(texts) else 1.0
 
 
 def _needs_python(texts: pa.Array) -> np.ndarray:
@@ -401,12 +383,15 @@ class _Counter:
 
 
 def rank_terms(corpus: Corpus) -> dict[str, int]:
-    """text.py's word index: rank by count, descending, then by the term; multi-word terms
-    seen only once are left out."""
-    return rank(term_counts(corpus))
+    """The word index, {term: rank}: rank 1 = most frequent; ties broken by the term
+    itself, so the ranking does not depend on the order of the reviews.
+
+    Multi-word terms seen only once are left out: there are millions of them, and
+    they rank below every term seen twice, so no useful num_words reaches them."""
+    return rank(term_frequencies(corpus))
 
 
-def term_counts(corpus: Corpus, every_ngram: bool = False) -> pa.Table:
+def term_frequencies(corpus: Corpus, every_ngram: bool = False) -> pa.Table:
     """How often each term occurs (columns count, term). Multi-word terms seen once are
     left out unless every_ngram: there are millions of them, and a corpus read in parts
     needs them, since a pair seen once in each part is seen twice in all."""
@@ -426,7 +411,7 @@ def term_counts(corpus: Corpus, every_ngram: bool = False) -> pa.Table:
 
 
 def merged_counts(tables: list[pa.Table]) -> pa.Table:
-    """term_counts of several parts of a corpus, added up term by term."""
+    """term_frequencies of several parts of a corpus, added up term by term."""
     summed = pa.concat_tables(tables).group_by("term").aggregate([("count", "sum")])
     return pa.table({"count": summed["count_sum"], "term": summed["term"]})
 

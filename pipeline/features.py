@@ -1,4 +1,4 @@
-"""Reviews as sparse rows: the chapter's vectorize_sequences and its variations.
+"""Reviews as sparse rows: their term counts, the input the weightings weigh.
 
 Shared by the vectorize stage, the model stages and prediction, so a review is
 turned into model input in exactly one way. scipy and the file readers are imported
@@ -7,19 +7,19 @@ alone, where importing scipy would cost more than the work.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.cli import UserError
-from pipeline.ragged import row_offsets
 
 if TYPE_CHECKING:
     import scipy.sparse
 
+    from pipeline.weightings import Weighting
 
-def term_counts(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
+
+def count_matrix(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
     """Row i counts how often each column appears in indices[offsets[i]:offsets[i + 1]];
     offsets[0] is 0. Float32 counts, int32 indices sorted within each row, as TensorFlow
     requires."""
@@ -53,62 +53,6 @@ def _check_range(indices: np.ndarray, dimension: int) -> None:
         raise UserError(f"word index out of range: expected 0 to {dimension - 1}")
 
 
-def binary(counts: scipy.sparse.csr_matrix) -> scipy.sparse.csr_matrix:
-    """1.0 wherever a count is non-zero; shares the index arrays of counts, not a copy."""
-    import scipy.sparse
-
-    ones = np.ones_like(counts.data)
-    return scipy.sparse.csr_matrix((ones, counts.indices, counts.indptr), shape=counts.shape, copy=False)
-
-
-def multi_hot(offsets: np.ndarray, indices: np.ndarray, dimension: int) -> scipy.sparse.csr_matrix:
-    """Row i has a 1.0 in every column listed in indices[offsets[i]:offsets[i + 1]]."""
-    return binary(term_counts(offsets, indices, dimension))
-
-
-def vectorize_sequences(sequences: Sequence[Sequence[int]], dimension: int = 10000) -> scipy.sparse.csr_matrix:
-    offsets = row_offsets([len(s) for s in sequences])
-    flat = np.fromiter((i for s in sequences for i in s), dtype=np.int64, count=int(offsets[-1]))
-    return multi_hot(offsets, flat, dimension)
-
-
-def weigh(counts: scipy.sparse.csr_matrix, weighting: str, idf: np.ndarray) -> scipy.sparse.csr_matrix:
-    """The features of vectorize's `weighting` (binary, count or tfidf) from term counts."""
-    if weighting == "binary":
-        return binary(counts)
-    if weighting == "count":
-        return counts
-    return tfidf(counts, idf)
-
-
-def inverse_document_frequency(counts: scipy.sparse.csr_matrix) -> np.ndarray:
-    """Smoothed idf, as scikit-learn's TfidfTransformer: ln((1 + n) / (1 + df)) + 1."""
-    return idf_of(document_frequency(counts), counts.shape[0])
-
-
-def document_frequency(counts: scipy.sparse.csr_matrix) -> np.ndarray:
-    """In how many rows each column appears; sums over chunks of rows to the whole's."""
-    return np.bincount(counts.indices, minlength=counts.shape[1])
-
-
-def idf_of(document_frequency: np.ndarray, documents: int) -> np.ndarray:
-    return (np.log((1 + documents) / (1 + document_frequency)) + 1).astype(np.float32)
-
-
-def tfidf(counts: scipy.sparse.csr_matrix, idf: np.ndarray) -> scipy.sparse.csr_matrix:
-    """Counts times idf, each row scaled to unit length."""
-    weighted = scale_columns(counts, idf)
-    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
-    weighted.data = (weighted.data / np.repeat(norms, np.diff(weighted.indptr))).astype(np.float32)
-    return weighted
-
-
-def scale_columns(matrix: scipy.sparse.csr_matrix, factors: np.ndarray) -> scipy.sparse.csr_matrix:
-    scaled = matrix.copy()
-    scaled.data = (scaled.data * factors[scaled.indices]).astype(np.float32)
-    return scaled
-
-
 def log_count_ratio(x: scipy.sparse.csr_matrix, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
     """Naive-Bayes log-count ratio per column (Wang & Manning 2012):
     r = log((p / |p|1) / (q / |q|1)), p and q the smoothed feature sums over positive
@@ -118,21 +62,13 @@ def log_count_ratio(x: scipy.sparse.csr_matrix, y: np.ndarray, alpha: float = 1.
     return np.log((positive / positive.sum()) / (negative / negative.sum())).astype(np.float32)
 
 
-def row_features(sequence: np.ndarray, dimension: int, weighting: str, idf: np.ndarray | None):
-    """One review's row of `weigh(term_counts(...))`, as its (columns, values), in numpy
-    alone: the same numpy operations on the same numbers, so the same bits."""
+def row_features(sequence: np.ndarray, dimension: int, weighting: Weighting, idf: np.ndarray | None):
+    """One review's row of `weighting.weigh(count_matrix(...), idf)`, as its (columns, values),
+    in numpy alone."""
     sequence = np.asarray(sequence)
     _check_range(sequence, dimension)
     columns, occurrences = np.unique(sequence, return_counts=True)
-    counts = occurrences.astype(np.float32)
-    if weighting == "binary":
-        return columns, np.ones_like(counts)
-    if weighting == "count":
-        return columns, counts
-    weighted = (counts * idf[columns]).astype(np.float32)  # scale_columns
-    squares = weighted * weighted  # tfidf's weighted.multiply(weighted), then its row sum, as scipy reduces it
-    norm = np.sqrt(np.add.reduceat(squares, [0]) if squares.size else np.zeros(1, np.float32))
-    return columns, (weighted / norm).astype(np.float32)
+    return columns, weighting.weigh_row(columns, occurrences.astype(np.float32), idf)
 
 
 def read_features(split: str, rows: np.ndarray | None = None) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:

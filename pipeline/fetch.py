@@ -54,7 +54,7 @@ def fetch(
     dest, so the second one finds the first one's verified file instead of
     writing into the same part file.
     """
-    with files.writing(dest):
+    with files.write_errors_named(dest):
         dest.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(dest.with_name(dest.name + ".lock")):
         if dest.exists():
@@ -66,7 +66,7 @@ def fetch(
         part = partial_path(dest)
         _download_with_retries(url, part, timeout, retry_delays, sleep)
         _verify(part, sha256, url)
-        with files.writing(dest):
+        with files.write_errors_named(dest):
             part.replace(dest)
     return dest
 
@@ -85,7 +85,7 @@ def file_sha256(path: Path) -> str:
 
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
-    with files.writing(lock_path):
+    with files.write_errors_named(lock_path):
         lock = open(lock_path, "a")
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
@@ -129,7 +129,7 @@ def _download_rest(url: str, part: Path, timeout: float) -> None:
         mode, length = _resumed_or_restarted(response, offset, part)
         received = 0
         initial = offset if mode == "ab" else 0
-        with files.writing(part), open(part, mode) as out, _progress(length, initial) as bar:
+        with files.write_errors_named(part), open(part, mode) as out, _progress(length, initial) as bar:
             for chunk in _body(url, response):
                 out.write(chunk)
                 out.flush()  # a kill or a dropped connection keeps everything received so far

@@ -3,7 +3,7 @@
 A stage killed mid-write leaves the previous complete file or none, never half
 of one: data goes to a temporary file in the same directory, then os.replace.
 The temporary file a killed stage leaves behind is removed by the next write of
-the same output.
+the same output. A folder is written the same way, whole (atomic_folder).
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
     """A file to write `path` through, atomically; write errors become one line."""
-    with writing(path), atomic_path(path) as tmp:
+    with write_errors_named(path), atomic_path(path) as tmp:
         encoding = None if "b" in mode else "utf-8"
         newline = None if "b" in mode else ""
         with open(tmp, mode, encoding=encoding, newline=newline) as stream:
@@ -73,7 +73,7 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
 def atomic_opens(paths: Sequence[Path]) -> Iterator[list[IO[bytes]]]:
     """Binary streams to write several files through: all of them are renamed into place
     when the block succeeds, none if it fails (the renames follow one another)."""
-    with writing(paths[0].parent), contextlib.ExitStack() as renames:
+    with write_errors_named(paths[0].parent), contextlib.ExitStack() as renames:
         temporaries = [renames.enter_context(atomic_path(path)) for path in paths]
         with contextlib.ExitStack() as opened:
             streams = [opened.enter_context(open(tmp, "wb")) for tmp in temporaries]
@@ -84,7 +84,40 @@ def atomic_opens(paths: Sequence[Path]) -> Iterator[list[IO[bytes]]]:
 
 
 @contextlib.contextmanager
-def writing(path: Path) -> Iterator[None]:
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """A fresh folder beside `path`, renamed onto it (replacing a previous folder whole)
+    only if the block succeeds, removed otherwise; write errors become one line."""
+    with write_errors_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        with write_errors_named(path):
+            yield tmp
+            os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700; outputs get the usual permissions
+            _replace_folder(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_folder(tmp: Path, path: Path) -> None:
+    """tmp renamed to path; a previous folder there is set aside first (a folder cannot be
+    renamed onto one that has files), and put back if the rename fails."""
+    if not path.exists():
+        os.replace(tmp, path)
+        return
+    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old.", suffix=".tmp"))
+    os.replace(path, old / path.name)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.replace(old / path.name, path)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def write_errors_named(path: Path) -> Iterator[None]:
     """Turns a full disk or an unwritable directory into a one-line error naming the file."""
     try:
         yield
@@ -93,7 +126,7 @@ def writing(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def spooling() -> Iterator[None]:
+def temporary_folder_errors_named() -> Iterator[None]:
     """Turns a full temporary folder into a one-line error naming it."""
     try:
         yield
@@ -104,8 +137,8 @@ def spooling() -> Iterator[None]:
 
 def temporary_file(prefix: str) -> IO[bytes]:
     """An unnamed file in the temporary folder (TMPDIR), gone once closed however the
-    process ends; write to it within spooling()."""
-    with spooling():
+    process ends; write to it within temporary_folder_errors_named()."""
+    with temporary_folder_errors_named():
         return tempfile.TemporaryFile(prefix=prefix)
 
 
@@ -190,13 +223,13 @@ class SpooledArray:
 
     def append(self, piece: np.ndarray) -> None:
         piece = np.ascontiguousarray(piece, dtype=self.dtype)  # a copy only if the dtype differs
-        with spooling():
+        with temporary_folder_errors_named():
             self._file.write(piece.data)
         self.size += piece.size
 
     def pieces(self) -> Iterator[bytes]:
         """The array's bytes from the start, in pieces of a bounded size."""
-        with spooling():
+        with temporary_folder_errors_named():
             self._file.flush()
         self._file.seek(0)
         while piece := self._file.read(self._PIECE_BYTES):

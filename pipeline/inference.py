@@ -35,7 +35,7 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from pipeline import features, labels, limits, text
+from pipeline import features, labels, limits, text, weightings
 from pipeline.cli import UserError
 from pipeline.params import (
     ACTIVATIONS,
@@ -217,7 +217,7 @@ class Bundle:
     train: TrainParams  # epochs as trained (an integer, never `best`)
     vocabulary: list[str]  # the terms by rank, rank 1 first
     layers: list[Layer]
-    idf: np.ndarray | None = None  # only for tfidf weighting
+    idf: np.ndarray | None = None  # only for a weighting that uses it
     metrics: dict | None = None  # the evaluate stage's test metrics
     # the classes, as the training split names them; the last layer has a unit per class,
     # or one (the probability of the second) for two
@@ -375,7 +375,7 @@ class _Reader:
         expected = {METADATA, VOCABULARY} | {
             f"{kind}_{n}.npy" for n in range(len(activations)) for kind in ("kernel", "bias")
         }
-        if vectorize.weighting == "tfidf":
+        if weightings.named(vectorize.weighting).uses_idf:
             expected.add(IDF)
         if set(self.members) != expected:
             missing, extra = sorted(expected - set(self.members)), sorted(set(self.members) - expected)
@@ -591,6 +591,7 @@ class Scorer:
         # bits): imdb-predict's default spares one review their imports; a server that
         # has loaded them switches where they get faster, at a few reviews.
         self.batch_from = batch_from
+        self.weighting = weightings.named(bundle.vectorize.weighting)
         word_index = dict(zip(bundle.vocabulary, range(1, len(bundle.vocabulary) + 1), strict=True))
         self.index_of = text.word_to_index(word_index, bundle.num_words, bundle.vocab.skip_top)
         self._encoder = None  # pipeline.corpus.Encoder, for encode_many
@@ -630,15 +631,13 @@ class Scorer:
     def features(self, sequences: Sequence[np.ndarray]) -> scipy.sparse.csr_matrix | Rows:
         """The rows the vectorize stage would build for these encoded reviews: a few as Rows
         (numpy alone), more as a scipy matrix; forward scores both to the same bits."""
-        vectorize = self.bundle.vectorize
         if len(sequences) < self.batch_from:
-            rows = [features.row_features(s, self.bundle.num_words, vectorize.weighting, self.bundle.idf)
-                    for s in sequences]
+            rows = [features.row_features(s, self.bundle.num_words, self.weighting, self.bundle.idf) for s in sequences]
             return Rows([columns for columns, _ in rows], [values for _, values in rows])
         offsets = row_offsets([len(s) for s in sequences])
         flat = np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int32)
-        counts = features.term_counts(offsets, flat, self.bundle.num_words)
-        return features.weigh(counts, self.bundle.vectorize.weighting, self.bundle.idf)
+        counts = features.count_matrix(offsets, flat, self.bundle.num_words)
+        return self.weighting.weigh(counts, self.bundle.idf)
 
     def probabilities(self, x: scipy.sparse.csr_matrix | Rows) -> np.ndarray:
         return forward(self.bundle.layers, x)
@@ -656,7 +655,7 @@ class Scorer:
         bounded however long a review is. A review whose copies would take more than
         limits.MAX_EXPLAIN_OPERATIONS multiplications in all gets None: its time would not
         be bounded."""
-        counts = features.term_counts(
+        counts = features.count_matrix(
             row_offsets([len(s) for s in sequences]),
             np.concatenate(sequences) if len(sequences) else np.zeros(0, np.int32),
             self.bundle.num_words,
@@ -706,8 +705,8 @@ class Scorer:
         if not batch:
             return
         rows = [self._occluded(counts, review, words_of[review][part]) for review, part in batch]
-        probabilities = self.probabilities(features.weigh(scipy.sparse.vstack(rows, format="csr"),
-                                                          self.bundle.vectorize.weighting, self.bundle.idf))
+        occluded_counts = scipy.sparse.vstack(rows, format="csr")
+        probabilities = self.probabilities(self.weighting.weigh(occluded_counts, self.bundle.idf))
         start = 0
         for (review, part), occluded in zip(batch, rows, strict=True):
             scored = probabilities[start : start + occluded.shape[0]]

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pipeline import limits, paths
+from pipeline import limits, paths, weightings
 from pipeline.cli import UserError
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "selu", "gelu", "swish", "linear")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 LOSSES = ("binary_crossentropy", "mse")
-WEIGHTINGS = ("binary", "count", "tfidf")
 MAX_NGRAM = 3
 INDEX_FROM = 3  # Keras's name: 0 padding, 1 start, 2 out-of-vocabulary; the word of rank r is index r + 3
 
@@ -31,9 +30,14 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    """An int or float that converts to a finite float: not inf, nan, or an integer of 400 digits."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+def is_number(value: Any) -> bool:
+    """An int or a float, not a bool (which Python counts as an int)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    """A number that converts to a finite float: not inf, nan, or an integer of 400 digits."""
+    if not is_number(value):
         return False
     try:
         return math.isfinite(float(value))
@@ -78,7 +82,7 @@ class DownloadParams:
     id_column: str = _column()  # "": the row's number in the file
     split_column: str = _column()  # "": a holdout of test_size is the test split
     # without a test split in the source, the stratified share held out as one
-    test_size: float = _spec("a number between 0 and 1", lambda v: _is_number(v) and 0 < v < 1, float)
+    test_size: float = _spec("a number between 0 and 1", lambda v: _is_finite(v) and 0 < v < 1, float)
     seed: int = _spec("an integer from 0 to 2**32 - 1", lambda v: _is_int(v) and 0 <= v < 2**32)
     target: str = _one_of(IMDB_TARGETS)  # imdb: sentiment (2 classes) or the star rating (8)
     # imdb: the official archive has 12,500 per folder; only a test archive changes this
@@ -116,7 +120,7 @@ class VocabParams:
 
 @dataclass(frozen=True)
 class VectorizeParams:
-    weighting: str = _one_of(WEIGHTINGS)
+    weighting: str = _one_of(tuple(weightings.WEIGHTINGS))
 
 
 @dataclass(frozen=True)
@@ -125,12 +129,12 @@ class ModelParams:
     units: int = _int_between(1, limits.MAX_UNITS)
     activation: str = _one_of(ACTIVATIONS)
     optimizer: str = _one_of(OPTIMIZERS)
-    learning_rate: float = _spec("a finite number > 0", lambda v: _is_number(v) and v > 0, float)
+    learning_rate: float = _spec("a finite number > 0", lambda v: _is_finite(v) and v > 0, float)
     loss: str = _one_of(LOSSES)
     batch_size: int = _int_between(1, limits.MAX_BATCH_SIZE)
     seed: int = _spec("an integer from 0 to 2**32 - 1", lambda v: _is_int(v) and 0 <= v < 2**32)
-    dropout: float = _spec("a number from 0 to less than 1", lambda v: _is_number(v) and 0 <= v < 1, float)
-    l2: float = _spec("a finite number >= 0", lambda v: _is_number(v) and v >= 0, float)
+    dropout: float = _spec("a number from 0 to less than 1", lambda v: _is_finite(v) and 0 <= v < 1, float)
+    l2: float = _spec("a finite number >= 0", lambda v: _is_finite(v) and v >= 0, float)
     nb_scaling: bool = _spec("true or false", lambda v: isinstance(v, bool))
 
 

@@ -1,4 +1,5 @@
 """Tokenizer, vocabulary and the Keras imdb encoding; shared by vocab and predict.
+One review at a time: pipeline.corpus does the same for many at once, in compiled code.
 
 The tokenizer rule (Keras never published how it built its word index; this
 matches what can be observed in it):
@@ -15,9 +16,7 @@ all bigrams, and so on.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-
-import numpy as np
+from collections.abc import Sequence
 
 from pipeline.params import INDEX_FROM
 
@@ -42,42 +41,6 @@ def terms(text: str, ngram_range: tuple[int, int] = (1, 1)) -> list[str]:
     return [" ".join(words[i : i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)]
 
 
-# Many reviews at once: pipeline.corpus runs the rule above in compiled code, with
-# the same results. It is imported only here, so that scoring one review with
-# imdb-predict does not load Arrow's compute kernels.
-
-
-def index_corpus(texts: Iterable[str], ngram_range: tuple[int, int] = (1, 1)):
-    """Tokenizes every review once (a pipeline.corpus.Corpus); counting and encoding
-    then work on integer arrays. `texts` may be an Arrow string column."""
-    from pipeline import corpus
-
-    return corpus.index_corpus(texts, ngram_range)
-
-
-def rank_terms(corpus) -> dict[str, int]:
-    """{term: rank}, rank 1 = most frequent; ties broken by the term itself, so
-    the ranking does not depend on the order of the reviews.
-
-    Multi-word terms seen only once are left out: there are millions of them, and
-    they rank below every term seen twice, so no useful num_words reaches them.
-    """
-    from pipeline import corpus as batch
-
-    return batch.rank_terms(corpus)
-
-
-def build_word_index(texts: Iterable[str], ngram_range: tuple[int, int] = (1, 1)) -> dict[str, int]:
-    return rank_terms(index_corpus(texts, ngram_range))
-
-
-def encode_corpus(corpus, index_of: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Every review encoded as `encode` does, as (offsets, indices) of one flat array."""
-    from pipeline import corpus as batch
-
-    return batch.Encoder(index_of, corpus.ngram_range).encode_corpus(corpus)
-
-
 def word_to_index(word_index: dict[str, int], num_words: int, skip_top: int = 0) -> dict[str, int]:
     """The index each kept word is encoded as (rank + 3).
 
@@ -94,15 +57,6 @@ def word_to_index(word_index: dict[str, int], num_words: int, skip_top: int = 0)
 
 def encode(text: str, index_of: dict[str, int], ngram_range: tuple[int, int] = (1, 1)) -> list[int]:
     return [START_CHAR] + [index_of.get(term, OOV_CHAR) for term in terms(text, ngram_range)]
-
-
-def encode_texts(
-    texts: Iterable[str], index_of: dict[str, int], ngram_range: tuple[int, int] = (1, 1)
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each review encoded with `encode`, as (offsets, indices) of one flat array."""
-    from pipeline import corpus
-
-    return corpus.Encoder(index_of, ngram_range).encode_texts(texts)
 
 
 def reverse_index(word_index: dict[str, int]) -> dict[int, str]:

@@ -1,4 +1,5 @@
-"""Small archives in the aclImdb layout, generated for the tests and the benchmark.
+"""Small archives in the aclImdb layout, generated for the tests and the benchmark,
+and any archive read whole into memory.
 
 Reviews are generated from a few sentiment words mixed into neutral filler, so
 a model can learn them; nothing here comes from the real dataset.
@@ -8,7 +9,14 @@ from __future__ import annotations
 import io
 import random
 import tarfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.sources import imdb
 
 POSITIVE = ["wonderful", "brilliant", "moving", "superb", "delightful", "charming", "masterpiece"]
 NEGATIVE = ["boring", "awful", "dull", "terrible", "wooden", "tedious", "mess"]
@@ -62,3 +70,32 @@ def official_extras() -> dict[str, bytes]:
         "aclImdb/train/unsup/0_0.txt": b"an unlabeled review",
         "aclImdb/train/urls_pos.txt": b"http://www.imdb.com/title/tt0000000/usercomments\n",
     }
+
+
+@dataclass
+class ArchiveContents:
+    """Every review of an archive in memory, for small archives; the download stage streams
+    them (imdb.reviews_in)."""
+
+    reviews: list[imdb.Review]
+    tally: imdb.Tally
+
+
+def read_archive(path: Path) -> ArchiveContents:
+    tally = imdb.Tally()
+    return ArchiveContents(list(imdb.reviews_in(path, tally)), tally)
+
+
+def reviews_table(reviews: Iterable[imdb.Review]) -> pa.Table:
+    """One split as data/raw holds it (target: sentiment), from reviews in memory."""
+    reviews = list(reviews)
+    ids = np.array([r.id for r in reviews], np.int32)
+    labels = np.array([imdb._LABELS[r.folder] for r in reviews], np.int8)
+    ordered = [reviews[row] for row in np.lexsort((labels, ids))]
+    return pa.table(
+        {
+            "id": pa.array([r.id for r in ordered], pa.int32()),
+            "label": pa.array([imdb.NAMES[imdb._LABELS[r.folder]] for r in ordered], pa.string()),
+            "text": pa.array([r.text for r in ordered], pa.string()),
+        }
+    )

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import cli, inference, limits
+from pipeline import cli, inference, limits, weightings
 from pipeline.commands import predict
 from pipeline.params import ModelParams, TrainParams, VectorizeParams, VocabParams
 from testbed.limited import predict as predict_command
@@ -40,7 +40,8 @@ def real_bundle(weighting: str = "tfidf") -> bytes:
     ]
     bundle = inference.Bundle(
         VocabParams(NUM_WORDS, 0, (1, 2)), VectorizeParams(weighting), model, TrainParams(4), VOCABULARY, layers,
-        idf=np.linspace(1, 3, NUM_WORDS, dtype=np.float32) if weighting == "tfidf" else None, metrics={"accuracy": 1},
+        idf=np.linspace(1, 3, NUM_WORDS, dtype=np.float32) if weightings.named(weighting).uses_idf else None,
+        metrics={"accuracy": 1},
     )
     stream = io.BytesIO()
     inference.write_bundle(stream, bundle)

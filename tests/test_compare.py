@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline import markdown
 from pipeline.cli import UserError
 from pipeline.commands import compare
 
@@ -21,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def parse_tables(markdown: str) -> list[list[dict[str, str]]]:
+def parse_tables(text: str) -> list[list[dict[str, str]]]:
     """Each markdown table as a list of rows {header cell: cell}, backticks stripped."""
-    tables, lines = [], markdown.splitlines()
+    tables, lines = [], text.splitlines()
     i = 0
     while i < len(lines):
         if lines[i].startswith("| ") and i + 1 < len(lines) and lines[i + 1].startswith("| ---"):
@@ -37,6 +38,12 @@ def parse_tables(markdown: str) -> list[list[dict[str, str]]]:
         else:
             i += 1
     return tables
+
+
+def spec_revs(spec: dict) -> list[str]:
+    """The revisions a Vega-Lite spec's data holds, in order of appearance."""
+    values = (spec.get("data") or {}).get("values") or []
+    return list(dict.fromkeys(row["rev"] for row in values if isinstance(row, dict) and "rev" in row))
 
 
 def cells(line: str) -> list[str]:
@@ -113,7 +120,7 @@ def test_format_change():
 
 
 def test_table_escapes_pipes():
-    assert compare.table(["a"], [["x|y"]]).splitlines()[-1] == "| x\\|y |"
+    assert markdown.table(["a"], [["x|y"]]).splitlines()[-1] == "| x\\|y |"
 
 
 def test_slugs_are_file_names_and_distinct():
@@ -141,7 +148,7 @@ def test_vega_specs_and_image_files_are_picked_from_dvc_json():
     assert compare.image_files(data) == {
         "metrics/loss.png": {"a": "/tmp/a_metrics_loss.png", "b": "/tmp/b_metrics_loss.png"}
     }
-    assert compare.spec_revs(spec) == ["a", "b"]
+    assert spec_revs(spec) == ["a", "b"]
 
 
 def test_for_png_switches_on_checkbox_params_and_leaves_the_spec_alone():
@@ -380,7 +387,7 @@ def test_every_declared_plot_is_rendered_with_one_series_per_revision(report):
         assert f"]({name}.png)" in index
         spec = json.loads((folder / f"{name}.vl.json").read_text())
         expected = [rev for rev, run in RUNS.items() if run["roc"] or "ROC" not in plot_id]
-        assert compare.spec_revs(spec) == expected, plot_id
+        assert spec_revs(spec) == expected, plot_id
     for plot_id in image_plots:
         for rev in RUNS:
             copied = folder / f"{compare.slug(plot_id)}.{compare.slug(rev)}.png"
@@ -439,5 +446,5 @@ def test_a_report_is_replaced_whole_and_a_single_revision_works(repo, tmp_path):
     assert result.returncode == 0, result.stderr
     assert not (out / "metrics-loss-png.v1.png").exists()  # nothing left from the previous report
     spec = json.loads((out / "training-and-validation-loss.vl.json").read_text())
-    assert compare.spec_revs(spec) == ["workspace"]
+    assert spec_revs(spec) == ["workspace"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]

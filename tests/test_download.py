@@ -22,7 +22,7 @@ from pipeline import fetch, files
 from pipeline.cli import UserError, run
 from pipeline.sources import imdb
 from pipeline.stages import download
-from testbed.archives import official_extras, review_members, write_archive
+from testbed.archives import official_extras, read_archive, review_members, reviews_table, write_archive
 from tests.flaky_server import FlakyServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,7 +233,7 @@ def test_an_unwritable_cache_directory_is_a_one_line_error(server, body, monkeyp
 def test_reads_only_the_labeled_reviews(tmp_path):
     members = review_members(per_folder=2)
     path = write_archive(tmp_path / "a.tar.gz", {**members, **official_extras()})
-    contents = imdb.read_archive(path)
+    contents = read_archive(path)
     assert len(contents.reviews) == 8 and contents.tally.unexpected == [] and contents.tally.invalid_utf8 == 0
     first = next(r for r in contents.reviews if (r.split, r.folder, r.id) == ("train", "pos", 1))
     name = next(n for n in members if n.startswith("aclImdb/train/pos/1_"))
@@ -255,9 +255,9 @@ def test_outputs_are_byte_identical_whatever_the_archive_holds_besides_reviews(t
 def test_the_stage_writes_what_one_table_of_all_reviews_gives(tmp_path, monkeypatch, capsys):
     archive = write_archive(tmp_path / "a.tar.gz", review_members(per_folder=5), shuffle_seed=3)
     assert run_download_stage(tmp_path / "project", archive, 5, monkeypatch, capsys)[0] == 0
-    reviews = imdb.read_archive(archive).reviews
+    reviews = read_archive(archive).reviews
     for split in ("train", "test"):
-        table = imdb.reviews_table(r for r in reviews if r.split == split)
+        table = reviews_table(r for r in reviews if r.split == split)
         files.write_parquet(tmp_path / "whole.parquet", table)
         written = tmp_path / "project/data/raw" / f"{split}.parquet"
         assert written.read_bytes() == (tmp_path / "whole.parquet").read_bytes()
@@ -291,7 +291,7 @@ def test_a_split_is_ordered_by_id_then_label_with_the_label_from_the_folder(tmp_
     assert table.column_names == ["id", "label", "text"]
     assert table["id"].to_pylist() == [0, 0, 1, 1, 2, 2]
     assert table["label"].to_pylist() == ["negative", "positive"] * 3
-    assert table.equals(imdb.reviews_table(r for r in imdb.read_archive(archive).reviews if r.split == "test"))
+    assert table.equals(reviews_table(r for r in read_archive(archive).reviews if r.split == "test"))
 
 
 def test_the_star_rating_as_the_target_gives_its_classes(tmp_path, monkeypatch, capsys):
@@ -312,7 +312,7 @@ def test_wrong_review_count_is_refused_with_the_folder_named(tmp_path):
     del members[next(n for n in members if n.startswith("aclImdb/test/neg/"))]
     path = write_archive(tmp_path / "short.tar.gz", members)
     with pytest.raises(UserError, match=r"short\.tar\.gz: aclImdb/test/neg has 2 reviews, expected 3"):
-        imdb.check_counts(imdb.read_archive(path).tally, 3, path)
+        imdb.check_counts(read_archive(path).tally, 3, path)
 
 
 def checked(path):
@@ -340,7 +340,7 @@ def test_not_an_archive_is_a_one_line_error(tmp_path):
     text_file = tmp_path / "notes.tar.gz"
     text_file.write_text("not an archive")
     with pytest.raises(UserError, match=r"notes\.tar\.gz: not a readable gzip tar archive"):
-        imdb.read_archive(text_file)
+        read_archive(text_file)
 
 
 def test_every_truncation_and_a_changed_byte_are_errors(tmp_path):
@@ -350,13 +350,13 @@ def test_every_truncation_and_a_changed_byte_are_errors(tmp_path):
     for cut in range(1, len(data), 37):  # includes cuts at member boundaries and in the gzip trailer
         damaged.write_bytes(data[:cut])
         with pytest.raises(UserError, match=r"damaged\.tar\.gz: not a readable gzip tar archive"):
-            imdb.read_archive(damaged)
+            read_archive(damaged)
     for position in range(20, len(data) - 8, 101):
         changed = bytearray(data)
         changed[position] ^= 0x55
         damaged.write_bytes(bytes(changed))
         with pytest.raises(UserError, match=r"damaged\.tar\.gz: not a readable gzip tar archive"):
-            imdb.read_archive(damaged)
+            read_archive(damaged)
 
 
 def tar_layer(path: Path) -> tuple[bytes, list[tarfile.TarInfo]]:
@@ -374,10 +374,10 @@ def test_anything_but_zeros_after_the_end_of_the_tar_archive_is_an_error(tmp_pat
     marker = last.offset_data + -(-last.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE  # where the zero blocks start
     at = {"the first zero block": marker + 512, "the end-of-archive marker": marker + 1024, "the last record": len(tar)}
     path.write_bytes(gzip.compress(tar + bytes(4096)))
-    assert len(imdb.read_archive(path).reviews) == 8
+    assert len(read_archive(path).reviews) == 8
     path.write_bytes(gzip.compress(tar[: at[after]] + b"junk" + tar[at[after] + 4 :]))
     with pytest.raises(UserError, match=r"not a readable gzip tar archive \(data after the end of the tar archive\)$"):
-        imdb.read_archive(path)
+        read_archive(path)
 
 
 def test_a_damaged_member_header_is_an_error_not_the_end_of_the_archive(tmp_path):
@@ -387,7 +387,7 @@ def test_a_damaged_member_header_is_an_error_not_the_end_of_the_archive(tmp_path
     damaged[members[3].offset] ^= 0x01  # its checksum no longer matches
     path.write_bytes(gzip.compress(bytes(damaged)))
     with pytest.raises(UserError, match=r"a\.tar\.gz: not a readable gzip tar archive \(Damaged tar archive\)$"):
-        imdb.read_archive(path)
+        read_archive(path)
 
 
 def test_an_interrupt_while_decompressing_stops_reading_as_an_interrupt(tmp_path, monkeypatch):
@@ -398,13 +398,13 @@ def test_an_interrupt_while_decompressing_stops_reading_as_an_interrupt(tmp_path
 
     monkeypatch.setattr(gzip.GzipFile, "readinto", interrupted)  # where libarchive asks for the tar stream
     with pytest.raises(KeyboardInterrupt):
-        imdb.read_archive(path)
+        read_archive(path)
 
 
 def test_invalid_utf8_is_replaced_and_counted(tmp_path):
     members = review_members(per_folder=1)
     members["aclImdb/test/pos/0_9.txt"] = b"caf\xe9 was great \xff"
-    contents = imdb.read_archive(write_archive(tmp_path / "a.tar.gz", members))
+    contents = read_archive(write_archive(tmp_path / "a.tar.gz", members))
     review = next(r for r in contents.reviews if (r.split, r.folder) == ("test", "pos"))
     assert review.text == "caf\ufffd was great \ufffd"
     assert contents.tally.invalid_utf8 == 1
@@ -497,12 +497,12 @@ def test_a_bad_archive_stops_the_stage_with_one_line_and_no_output(tmp_path, mon
 
 def test_missing_local_archive_is_named(tmp_path):
     with pytest.raises(UserError, match=r"nowhere\.tar\.gz: no such file \(from IMDB_ARCHIVE\)"):
-        imdb.read_archive(tmp_path / "nowhere.tar.gz")
+        read_archive(tmp_path / "nowhere.tar.gz")
     fifo = tmp_path / "fifo.tar.gz"
     os.mkfifo(fifo)  # no writer: opening it must not wait for one
     for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a character device")):
         with pytest.raises(UserError, match=rf"^{path} is {kind}, not a gzip tar archive: expected a regular file$"):
-            imdb.read_archive(path)
+            read_archive(path)
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):

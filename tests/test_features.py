@@ -5,17 +5,10 @@ from sklearn.feature_extraction.text import TfidfTransformer
 
 from bench.chapter import vectorize_sequences as chapter_vectorize_sequences  # listing 3-2: the dense reference
 from pipeline.cli import UserError
-from pipeline.features import (
-    binary,
-    inverse_document_frequency,
-    log_count_ratio,
-    row_offsets,
-    scale_columns,
-    term_counts,
-    tfidf,
-    vectorize_sequences,
-    weigh,
-)
+from pipeline.features import count_matrix, log_count_ratio, row_features
+from pipeline.ragged import row_offsets
+from pipeline.weightings import WEIGHTINGS, binary, named, scale_columns, tfidf
+from testbed.features import inverse_document_frequency, vectorize_sequences
 
 
 @pytest.mark.parametrize(
@@ -45,7 +38,7 @@ def test_index_beyond_the_dimension_is_an_error():
 
 
 def test_counts_keep_repeats_and_binary_does_not():
-    counts = term_counts(np.array([0, 4, 5]), np.array([3, 1, 3, 3, 2]), dimension=5)
+    counts = count_matrix(np.array([0, 4, 5]), np.array([3, 1, 3, 3, 2]), dimension=5)
     assert counts.toarray().tolist() == [[0, 1, 0, 3, 0], [0, 0, 1, 0, 0]]
     assert binary(counts).toarray().tolist() == [[0, 1, 0, 1, 0], [0, 0, 1, 0, 0]]
 
@@ -77,11 +70,26 @@ def test_scale_columns_multiplies_each_column_by_its_factor():
 
 
 def test_weigh_gives_each_weighting_from_the_same_counts():
-    counts = term_counts(np.array([0, 3, 4]), np.array([1, 1, 2, 0]), dimension=3)
+    counts = count_matrix(np.array([0, 3, 4]), np.array([1, 1, 2, 0]), dimension=3)
     idf = inverse_document_frequency(counts)
-    assert weigh(counts, "binary", idf).toarray().tolist() == [[0, 1, 1], [1, 0, 0]]
-    assert weigh(counts, "count", idf).toarray().tolist() == [[0, 2, 1], [1, 0, 0]]
-    np.testing.assert_allclose(weigh(counts, "tfidf", idf).toarray(), tfidf(counts, idf).toarray())
+    assert named("binary").weigh(counts, idf).toarray().tolist() == [[0, 1, 1], [1, 0, 0]]
+    assert named("count").weigh(counts, idf).toarray().tolist() == [[0, 2, 1], [1, 0, 0]]
+    np.testing.assert_allclose(named("tfidf").weigh(counts, idf).toarray(), tfidf(counts, idf).toarray())
+
+
+@pytest.mark.parametrize("weighting", WEIGHTINGS.values(), ids=list(WEIGHTINGS))
+def test_each_weighting_weighs_one_review_to_the_bits_of_its_matrix(weighting):
+    rng = np.random.default_rng(3)
+    sequences = [list(rng.integers(0, 30, rng.integers(0, 40))) for _ in range(20)]
+    counts = count_matrix(row_offsets([len(s) for s in sequences]), np.concatenate(sequences).astype(int), 30)
+    idf = inverse_document_frequency(counts) if weighting.uses_idf else None
+    matrix = weighting.weigh(counts, idf)
+    assert matrix.dtype == np.float32 and matrix.has_sorted_indices
+    assert (matrix.data == 1).all() or not weighting.ones
+    for row, sequence in enumerate(sequences):
+        columns, values = row_features(np.array(sequence, dtype=np.int64), 30, weighting, idf)
+        np.testing.assert_array_equal(columns, matrix[row].indices)
+        assert values.dtype == np.float32 and values.tobytes() == matrix[row].data.tobytes()
 
 
 def test_counts_are_the_same_when_row_times_dimension_needs_64_bit_keys():
@@ -89,7 +97,7 @@ def test_counts_are_the_same_when_row_times_dimension_needs_64_bit_keys():
     dimension = 2**30  # 5 rows x 2**30 columns do not fit 32-bit keys
     sequences = [list(rng.integers(0, dimension, 6)) + [dimension - 1] * 2 for _ in range(5)]
     offsets, flat = row_offsets([len(s) for s in sequences]), np.concatenate(sequences)
-    counts = term_counts(offsets, flat, dimension)
+    counts = count_matrix(offsets, flat, dimension)
     for row, sequence in enumerate(sequences):
         columns, repeats = np.unique(sequence, return_counts=True)
         assert counts[row].indices.tolist() == columns.tolist()

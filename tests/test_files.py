@@ -50,6 +50,27 @@ def test_an_unwritable_output_directory_is_a_one_line_error(tmp_path):
         files.write_parquet(tmp_path / "data" / "raw" / "train.parquet", pa.table({"x": [1]}))
 
 
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    folder = tmp_path / "report"
+    with files.atomic_folder(folder) as building:
+        (building / "old.md").write_text("old")
+    with pytest.raises(RuntimeError), files.atomic_folder(folder) as building:
+        (building / "new.md").write_text("half")
+        raise RuntimeError("killed")
+    assert sorted(p.name for p in folder.iterdir()) == ["old.md"]
+    with files.atomic_folder(folder) as building:
+        (building / "new.md").write_text("new")
+    assert sorted(p.name for p in folder.iterdir()) == ["new.md"]
+    assert leftovers(tmp_path) == []
+
+
+def test_an_unwritable_folder_is_a_one_line_error(tmp_path):
+    (tmp_path / "data").write_text("a file where a folder should be")
+    with pytest.raises(UserError, match=r"^cannot write .*data/report: [^\n]+$"):
+        with files.atomic_folder(tmp_path / "data" / "report"):
+            pass
+
+
 def test_the_temporary_file_of_a_killed_write_is_removed_by_the_next_write(tmp_path):
     stale = tmp_path / ".metrics.json.k1ll3d.tmp"  # what SIGKILL between mkstemp and rename leaves
     stale.write_text('{"half": ')

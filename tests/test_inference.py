@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from pipeline import inference, training
-from pipeline.features import vectorize_sequences
+from pipeline import inference, training, weightings
 from pipeline.inference import Bundle, BundleError, Layer, Scorer, forward, read_bundle, write_bundle
 from pipeline.params import ACTIVATIONS, ModelParams, TrainParams, VectorizeParams, VocabParams
+from testbed.features import vectorize_sequences
 
 CHAPTER = ModelParams(
     hidden_layers=2, units=16, activation="relu", optimizer="rmsprop", learning_rate=0.001,
@@ -187,7 +187,7 @@ def bundle(weighting="binary", **changes) -> Bundle:
             TrainParams(epochs=4),
             vocabulary=VOCABULARY,
             layers=layers,
-            idf=np.linspace(1, 2, NUM_WORDS, dtype="float32") if weighting == "tfidf" else None,
+            idf=np.linspace(1, 2, NUM_WORDS, dtype="float32") if weightings.named(weighting).uses_idf else None,
             metrics={"accuracy": 0.9},
         ),
         **changes,
@@ -201,7 +201,7 @@ def written(value: Bundle) -> bytes:
 
 
 def test_a_bundle_reads_back_as_written_and_its_bytes_depend_only_on_its_content(tmp_path):
-    for weighting in ("binary", "tfidf"):
+    for weighting in weightings.WEIGHTINGS:
         original = bundle(weighting)
         path = tmp_path / f"{weighting}.npz"
         path.write_bytes(written(original))
@@ -214,7 +214,7 @@ def test_a_bundle_reads_back_as_written_and_its_bytes_depend_only_on_its_content
             np.testing.assert_array_equal(got.kernel, want.kernel)
             np.testing.assert_array_equal(got.bias, want.bias)
             assert got.activation == want.activation
-        assert (loaded.idf is None) == (weighting != "tfidf")
+        assert (loaded.idf is None) == (not weightings.named(weighting).uses_idf)
         assert written(loaded) == written(original)
 
 
@@ -530,7 +530,7 @@ def test_explanations_rank_words_by_the_size_of_their_effect_ties_alphabetically
     assert list(Scorer(bundle()).explain("word1 word2")) == ["positive", "negative"]
 
 
-@pytest.mark.parametrize("weighting", ["binary", "count", "tfidf"])
+@pytest.mark.parametrize("weighting", list(weightings.WEIGHTINGS))
 def test_occlusion_scores_each_review_without_each_of_its_words(weighting, monkeypatch):
     # the definition: the review's probability minus that of the review with every occurrence of
     # the word taken out; here in batches so small that a review's words are split between them
@@ -560,7 +560,7 @@ def test_a_review_too_large_to_explain_is_scored_and_left_unexplained(monkeypatc
         scorer.explain("word1 word2 word3 word4")
 
 
-@pytest.mark.parametrize("weighting", ["binary", "count", "tfidf"])
+@pytest.mark.parametrize("weighting", list(weightings.WEIGHTINGS))
 @pytest.mark.parametrize("ngrams", [(1, 1), (1, 2)])
 def test_a_few_reviews_score_with_numpy_alone_to_the_bits_of_many(weighting, ngrams):
     # below BATCH_REVIEWS the features are Rows (no scipy); from it on, a scipy matrix: the same bits

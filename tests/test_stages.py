@@ -9,10 +9,11 @@ import pytest
 from matplotlib.colors import to_rgba
 
 import pipeline
-from pipeline import features, history, memo, text
+from pipeline import features, history, memo, text, weightings
 from pipeline.cli import UserError
 from pipeline.params import TrainParams, load_params
 from pipeline.stages import evaluate, plot, train, vectorize, vocab
+from testbed.features import table_count_matrix
 from testbed.project import ROOT
 
 HISTORY = {
@@ -185,12 +186,12 @@ def test_training_curves_are_drawn_as_the_chapter_draws_them():
 def test_encoded_table_carries_num_words_into_vectorize():
     sequences = pa.array([[1, 4, 5, 5], [1, 2]], type=pa.list_(pa.int32()))
     table = vocab.encoded_table(pa.array([1, 0], pa.int8()), sequences, num_words=6)
-    counts = vectorize.term_counts(table)
+    counts = table_count_matrix(table)
     assert counts.shape == (2, 6)
     assert counts.toarray().tolist() == [[0, 1, 0, 0, 1, 2], [0, 1, 1, 0, 0, 0]]
-    binary = features.weigh(counts, "binary", features.inverse_document_frequency(counts))
+    binary = weightings.binary(counts)
     assert binary.toarray().tolist() == [[0, 1, 0, 0, 1, 1], [0, 1, 1, 0, 0, 0]]
-    twin = vectorize.features_table(table["label"], binary, "binary")
+    twin = vectorize.features_table(table["label"], binary, weightings.named("binary"))
     assert twin.column_names == ["label", "indices"]
     assert twin["indices"].to_pylist() == [[1, 4, 5], [1, 2]]
     assert twin["label"].to_pylist() == [1, 0]
@@ -198,8 +199,8 @@ def test_encoded_table_carries_num_words_into_vectorize():
 
 def test_weighted_features_keep_their_values_in_the_parquet_twin():
     sequences = pa.array([[1, 4, 5, 5], [1, 2]], type=pa.list_(pa.int32()))
-    counts = vectorize.term_counts(vocab.encoded_table(pa.array([1, 0], pa.int8()), sequences, num_words=6))
-    twin = vectorize.features_table(pa.array([1, 0], pa.int8()), counts, "count")
+    counts = table_count_matrix(vocab.encoded_table(pa.array([1, 0], pa.int8()), sequences, num_words=6))
+    twin = vectorize.features_table(pa.array([1, 0], pa.int8()), counts, weightings.named("count"))
     assert twin["values"].to_pylist() == [[1.0, 1.0, 2.0], [1.0, 1.0]]
 
 

@@ -3,7 +3,8 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import text
+from pipeline import corpus, text
+from testbed.text import build_word_index
 
 
 def test_tokenize_lowercases_drops_tags_and_keeps_inner_apostrophes():
@@ -22,13 +23,13 @@ def test_tokenize_splits_on_underscores_and_edge_apostrophes():
 
 
 def test_word_index_ranks_by_frequency_then_word():
-    word_index = text.build_word_index(["b a c", "a b", "a d"])
+    word_index = build_word_index(["b a c", "a b", "a d"])
     assert word_index == {"a": 1, "b": 2, "c": 3, "d": 4}
 
 
 def test_word_index_does_not_depend_on_review_order():
     reviews = ["the cat sat", "a dog sat", "the end"]
-    assert text.build_word_index(reviews) == text.build_word_index(reversed(reviews))
+    assert build_word_index(reviews) == build_word_index(reversed(reviews))
 
 
 def test_encoding_follows_keras_conventions():
@@ -52,7 +53,7 @@ def test_skip_top_turns_the_most_frequent_words_out_of_vocabulary():
 
 
 def test_decode_gives_back_the_words_with_question_marks_for_markers():
-    word_index = text.build_word_index(["this film was just brilliant", "this film"])
+    word_index = build_word_index(["this film was just brilliant", "this film"])
     index_of = text.word_to_index(word_index, num_words=10000)
     sequence = text.encode("This film was just brilliant, unknownword!", index_of)
     decoded = text.decode(sequence, text.reverse_index(word_index))
@@ -70,7 +71,7 @@ def test_tokens_are_words_and_tokenizing_them_again_changes_nothing(review):
 
 @given(st.lists(st.text(max_size=40), max_size=8), st.integers(min_value=4, max_value=30))
 def test_every_encoded_index_is_a_marker_or_a_kept_rank(reviews, num_words):
-    word_index = text.build_word_index(reviews)
+    word_index = build_word_index(reviews)
     index_of = text.word_to_index(word_index, num_words)
     for review in reviews:
         sequence = text.encode(review, index_of)
@@ -92,14 +93,14 @@ def test_terms_add_word_pairs_after_the_words():
 
 
 def test_word_pairs_seen_once_are_left_out_but_single_words_are_kept():
-    word_index = text.build_word_index(["not good at all", "not good"], (1, 2))
+    word_index = build_word_index(["not good at all", "not good"], (1, 2))
     assert "not good" in word_index and "good at" not in word_index
     assert "all" in word_index and "at" in word_index
     assert word_index["not good"] < word_index["all"]  # seen twice ranks before seen once
 
 
 def test_encoding_with_word_pairs_appends_their_indices():
-    word_index = text.build_word_index(["not good", "not good"], (1, 2))
+    word_index = build_word_index(["not good", "not good"], (1, 2))
     index_of = text.word_to_index(word_index, num_words=100)
     encoded = text.encode("Not good at all", index_of, (1, 2))
     # terms: not, good, at, all, "not good", "good at", "at all"; only three are known
@@ -108,7 +109,7 @@ def test_encoding_with_word_pairs_appends_their_indices():
 
 @given(st.text(), st.integers(min_value=4, max_value=60))
 def test_decoding_an_encoded_review_gives_back_its_kept_words(review, num_words):
-    word_index = text.build_word_index([review])
+    word_index = build_word_index([review])
     index_of = text.word_to_index(word_index, num_words)
     decoded = text.decode(text.encode(review, index_of), text.reverse_index(word_index))
     kept = [word if word in index_of else "?" for word in text.tokenize(review)]
@@ -117,10 +118,10 @@ def test_decoding_an_encoded_review_gives_back_its_kept_words(review, num_words)
 
 @given(st.lists(st.text(max_size=30), max_size=8), st.randoms(use_true_random=False))
 def test_word_ranks_are_consecutive_by_frequency_whatever_the_review_order(reviews, rng):
-    word_index = text.build_word_index(reviews)
+    word_index = build_word_index(reviews)
     shuffled = list(reviews)
     rng.shuffle(shuffled)
-    assert text.build_word_index(shuffled) == word_index
+    assert build_word_index(shuffled) == word_index
     assert sorted(word_index.values()) == list(range(1, len(word_index) + 1))
     counts = Counter(word for review in reviews for word in text.tokenize(review))
     by_rank = sorted(word_index, key=word_index.get)
@@ -134,9 +135,10 @@ def test_word_ranks_are_consecutive_by_frequency_whatever_the_review_order(revie
     st.integers(min_value=4, max_value=12),
 )
 def test_encoding_a_whole_corpus_equals_encoding_each_review(train, test, ngram_range, num_words):
-    corpus = text.index_corpus(train, ngram_range)
-    index_of = text.word_to_index(text.rank_terms(corpus), num_words)
-    for reviews, indexed in ((train, corpus), (test, text.index_corpus(test, ngram_range))):
-        offsets, indices = text.encode_corpus(indexed, index_of)
+    indexed_train = corpus.index_corpus(train, ngram_range)
+    index_of = text.word_to_index(corpus.rank_terms(indexed_train), num_words)
+    encoder = corpus.Encoder(index_of, ngram_range)
+    for reviews, indexed in ((train, indexed_train), (test, corpus.index_corpus(test, ngram_range))):
+        offsets, indices = encoder.encode_corpus(indexed)
         encoded = [indices[offsets[i] : offsets[i + 1]].tolist() for i in range(len(reviews))]
         assert encoded == [text.encode(review, index_of, ngram_range) for review in reviews]

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import corpus, text
-from pipeline.sources import imdb
+from testbed.archives import read_archive
+from testbed.text import build_word_index
 
 ARCHIVE = os.environ.get("IMDB_ARCHIVE")
 
@@ -35,7 +36,7 @@ settle = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def reference_word_index(texts, ngram_range=(1, 1)):
-    """The word index as text.rank_terms built it before it was compiled: a Counter of text.terms."""
+    """The word index counted with a Counter of text.terms, as the compiled corpus.rank_terms must."""
     counts = Counter(term for review in texts for term in text.terms(review, ngram_range))
     kept = [(term, n) for term, n in counts.items() if n > 1 or " " not in term]
     ranked = sorted(kept, key=lambda item: (-item[1], item[0]))
@@ -43,14 +44,25 @@ def reference_word_index(texts, ngram_range=(1, 1)):
 
 
 def batch_tokens(texts):
-    lengths, words = corpus.tokenize(texts)
-    words = words.to_pylist()
-    bounds = np.concatenate([[0], np.cumsum(lengths)])
-    return [words[bounds[i] : bounds[i + 1]] for i in range(len(lengths))]
+    """Each review's words as the compiled tokenizer finds them."""
+    tokens = []
+    for lengths, found in corpus._word_chunks(texts):
+        words = corpus._strings(found, np.arange(len(found.starts))).to_pylist()
+        bounds = np.concatenate([[0], np.cumsum(lengths)])
+        tokens += [words[bounds[i] : bounds[i + 1]] for i in range(len(lengths))]
+    return tokens
+
+
+def compiled_fraction(texts):
+    """The share of reviews the compiled tokenizer handles without text.tokenize's help."""
+    texts, odd = corpus.as_arrow(texts)
+    by_python = corpus._needs_python(texts)
+    by_python[list(odd)] = True
+    return 1 - float(by_python.mean()) if len(texts) else 1.0
 
 
 def batch_encoded(texts, index_of, ngram_range):
-    offsets, indices = text.encode_texts(texts, index_of, ngram_range)
+    offsets, indices = corpus.Encoder(index_of, ngram_range).encode_texts(texts)
     return [indices[offsets[i] : offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
 
 
@@ -65,7 +77,7 @@ def test_batch_tokens_equal_the_reference_tokenizer(texts):
 def test_batch_word_index_equals_the_reference_counting(texts, ngram_range):
     # twice the reviews: multi-word terms seen more than once make it into the index
     texts = texts + texts[: len(texts) // 2]
-    assert text.build_word_index(texts, ngram_range) == reference_word_index(texts, ngram_range)
+    assert build_word_index(texts, ngram_range) == reference_word_index(texts, ngram_range)
 
 
 @settle
@@ -139,10 +151,10 @@ def test_scoring_one_review_does_not_load_arrow_compute():
 @pytest.mark.realdata
 @pytest.mark.skipif(not ARCHIVE, reason="set IMDB_ARCHIVE to a copy of aclImdb_v1.tar.gz to run on the real reviews")
 def test_every_real_review_tokenizes_as_the_reference_does():
-    texts = [review.text for review in imdb.read_archive(Path(ARCHIVE)).reviews]
+    texts = [review.text for review in read_archive(Path(ARCHIVE)).reviews]
     assert len(texts) == 50_000
     for start in range(0, len(texts), 5000):  # a slice at a time: every word as a str is a lot
         some = texts[start : start + 5000]
         assert batch_tokens(some) == [text.tokenize(review) for review in some]
     # nearly every real review takes the compiled path from start to end
-    assert corpus.compiled_fraction(texts) > 0.99
+    assert compiled_fraction(texts) > 0.99

@@ -12,8 +12,10 @@ import pytest
 import scipy.sparse
 
 from pipeline import history, training
-from pipeline.features import log_count_ratio, scale_columns, vectorize_sequences
+from pipeline.features import log_count_ratio
 from pipeline.params import ModelParams
+from pipeline.weightings import scale_columns
+from testbed.features import vectorize_sequences
 
 CHAPTER = ModelParams(
     hidden_layers=2, units=16, activation="relu", optimizer="rmsprop", learning_rate=0.001,

@@ -8,14 +8,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import features, files
+from pipeline import files, weightings
 from pipeline.cli import UserError, run
 from pipeline.stages import vectorize, vocab
+from testbed.features import inverse_document_frequency, table_count_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_WORDS = 40
 OUTPUTS = ["idf.npy", "train.npz", "test.npz", "train-labels.npy", "test-labels.npy"]
-WEIGHTINGS = ["binary", "count", "tfidf"]
+WEIGHTINGS = list(weightings.WEIGHTINGS)
 
 
 def encoded_split(seed: int, reviews: int) -> pa.Table:
@@ -75,15 +76,16 @@ def test_outputs_are_the_bytes_of_vectorizing_each_split_whole(project, tmp_path
     write_encoded(project, row_group_size=None)  # one row group, as vocab writes the real splits
     written = vectorize_with(project, weighting)
     encoded = {split: pq.read_table(project / f"data/encoded/{split}.parquet") for split in ("train", "test")}
-    counts = {split: vectorize.term_counts(table) for split, table in encoded.items()}
-    idf = features.inverse_document_frequency(counts["train"])
+    counts = {split: table_count_matrix(table) for split, table in encoded.items()}
+    idf = inverse_document_frequency(counts["train"])
     expected = tmp_path / "expected"
     files.write_npy(expected / "idf.npy", idf)
     for split, table in encoded.items():
-        x = features.weigh(counts[split], weighting, idf)
+        x = weightings.named(weighting).weigh(counts[split], idf)
         files.write_npz(expected / f"{split}.npz", x)
         files.write_npy(expected / f"{split}-labels.npy", table["label"].to_numpy())
-        files.write_parquet(expected / f"{split}.parquet", vectorize.features_table(table["label"], x, weighting))
+        expected_twin = vectorize.features_table(table["label"], x, weightings.named(weighting))
+        files.write_parquet(expected / f"{split}.parquet", expected_twin)
         twin = (project / f"data/features/{split}.parquet").read_bytes()
         assert twin == (expected / f"{split}.parquet").read_bytes()
     for name in OUTPUTS:

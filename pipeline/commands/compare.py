@@ -16,20 +16,19 @@ previous report whole; a bad revision or an unwritable DIR leaves nothing.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import files, limits
+from pipeline import files, limits, markdown
 from pipeline.cli import UserError, run
+from pipeline.params import is_number
 
 DEFAULT_OUT = Path("compare")
 INDEX = "index.md"
@@ -73,10 +72,6 @@ def format_value(value: object) -> str:
     return json.dumps(value)  # true/false, [1, 2], numbers as written
 
 
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def format_change(old: object, new: object) -> str:
     if not (is_number(old) and is_number(new)):
         return ""
@@ -86,13 +81,6 @@ def format_change(old: object, new: object) -> str:
     if isinstance(change, int):
         return f"{change:+d}"
     return f"{change:+.6g}"
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
-
-    return "\n".join([line(header), line(["---"] * len(header)), *(line(row) for row in rows)]) + "\n"
 
 
 def code(text: str) -> str:
@@ -129,7 +117,7 @@ def params_section(revs: Sequence[str], params: Mapping[str, Mapping[str, Mappin
         if not keys:
             continue
         rows = [[code(key), *(format_value(per_rev[rev].get(key)) for rev in revs)] for key in keys]
-        parts.append(f"{code(path)}:\n\n" + table(["param", *map(code, revs)], rows))
+        parts.append(f"{code(path)}:\n\n" + markdown.table(["param", *map(code, revs)], rows))
     if not parts:
         return "No param differs between these revisions.\n"
     return "\n".join(parts)
@@ -147,7 +135,7 @@ def metrics_section(revs: Sequence[str], metrics: Mapping[str, Mapping[str, Mapp
             changes = [format_change(values[0], per_rev[rev].get(key)) for rev in later]
             rows.append([code(key), *map(format_value, values), *changes])
         header = ["metric", *map(code, revs), *(f"Δ {code(rev)} − {code(first)}" for rev in later)]
-        parts.append(f"{code(path)}:\n\n" + table(header, rows))
+        parts.append(f"{code(path)}:\n\n" + markdown.table(header, rows))
     if not parts:
         return "No revision has a metrics file.\n"
     return "\n".join(parts)
@@ -190,12 +178,6 @@ def image_files(data: Mapping[str, list]) -> dict[str, dict[str, str]]:
                 for rev in entry.get("revisions", []):
                     images.setdefault(plot_id, {})[rev] = entry["url"]
     return images
-
-
-def spec_revs(spec: Mapping) -> list[str]:
-    """The revisions a spec's data holds, in order of appearance."""
-    values = (spec.get("data") or {}).get("values") or []
-    return list(dict.fromkeys(row["rev"] for row in values if isinstance(row, Mapping) and "rev" in row))
 
 
 def for_png(spec: Mapping) -> dict:
@@ -246,7 +228,7 @@ def missing_section(revs: Sequence[str], missing: Sequence[Missing]) -> str:
     if not missing:
         return "Every revision has every declared file.\n"
     rows = in_rev_order(revs, missing)
-    return table(
+    return markdown.table(
         ["revision", "file", "needed for", "why"],
         [[code(m.rev), code(m.path), m.needed_for, m.reason] for m in rows],
     )
@@ -263,7 +245,7 @@ def missing_line(missing: Sequence[Missing]) -> str:
 
 def image_row(revs: Sequence[str], files: Mapping[str, str], title: str) -> str:
     cells = [f"![{title} at {rev}]({files[rev]})" if rev in files else "*missing*" for rev in revs]
-    return table(list(map(code, revs)), [cells])
+    return markdown.table(list(map(code, revs)), [cells])
 
 
 def index_markdown(
@@ -471,23 +453,6 @@ def write_plots(folder: Path, revs: Sequence[str], data: Mapping[str, list], spe
     return sections
 
 
-@contextlib.contextmanager
-def building(out: Path) -> Iterator[Path]:
-    """A fresh folder beside `out`, renamed onto it (replacing a previous report whole)
-    only if the block succeeds; removed otherwise."""
-    check_replaceable(out)
-    with files.writing(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        with files.writing(out):  # a full disk while the report is written: one line, not a traceback
-            yield tmp
-            os.chmod(tmp, 0o777 & ~files.UMASK)
-            replace_dir(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def check_replaceable(out: Path) -> None:
     if not out.exists():
         return
@@ -499,27 +464,11 @@ def check_replaceable(out: Path) -> None:
         raise UserError(f"--out {out} is a folder this command did not write; give another --out or remove it")
 
 
-def replace_dir(tmp: Path, out: Path) -> None:
-    """tmp renamed to out; a previous out is set aside first, and put back if the
-    rename fails."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old.", suffix=".tmp"))
-    os.replace(out, old / out.name)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        os.replace(old / out.name, out)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_report(out: Path, revs: Sequence[str], specs_too: bool = True) -> list[Missing]:
     """Builds the report folder at out; returns the files revisions lack."""
     check_revs(revs)
-    with building(out) as folder:
+    check_replaceable(out)
+    with files.atomic_folder(out) as folder:
         repo = open_repo()
         with repo:
             root = Path(repo.root_dir)

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline import files, limits, paths
+from pipeline import files, limits, markdown, paths
 from pipeline.cli import UserError, run
 
 # Each varies one thing from the chapter's baseline (params.yaml as committed).
@@ -148,19 +148,17 @@ def experiment_rows(names: list[str]) -> dict[str, dict]:
 
 
 def markdown_table(rows: dict[str, dict], changes: dict[str, dict], best_seconds: float) -> str:
-    header = (
-        "| experiment | changed params | test accuracy | test loss | best validation epoch "
-        "| validation accuracy there | wall time |\n|---|---|---|---|---|---|---|\n"
-    )
-    lines = []
+    header = ["experiment", "changed params", "test accuracy", "test loss", "best validation epoch",
+              "validation accuracy there", "wall time"]
+    cells = []
     for name, row in rows.items():
         changed = ", ".join(f"`{k}={v}`" for k, v in changes.get(name, {}).items()) or "—"
         seconds = f"{best_seconds:.0f} s" if name == BEST[0] else "—"
-        lines.append(
-            f"| {name} | {changed} | {row['test.accuracy']:.4f} | {row['test.loss']:.4f} "
-            f"| {int(row['validation.best_epoch'])} | {row['validation.val_accuracy_at_best']:.4f} | {seconds} |"
-        )
-    return header + "\n".join(lines) + "\n"
+        cells.append([
+            name, changed, f"{row['test.accuracy']:.4f}", f"{row['test.loss']:.4f}",
+            str(int(row["validation.best_epoch"])), f"{row['validation.val_accuracy_at_best']:.4f}", seconds,
+        ])
+    return markdown.table(header, cells)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

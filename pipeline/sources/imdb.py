@@ -16,15 +16,13 @@ import re
 import sys
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import IO
 
-import numpy as np
-import pyarrow as pa
 from isal import igzip, isal_zlib
 from tqdm import tqdm
 
@@ -104,15 +102,6 @@ class Tally:
             f"{len(self.unexpected)} unexpected members ignored{example}; "
             f"{self.invalid_utf8} reviews with invalid UTF-8 decoded with replacement characters"
         )
-
-
-@dataclass
-class ArchiveContents:
-    """Every review of an archive in memory: for small archives, the tests and the benchmark.
-    The stage itself streams them (reviews_in)."""
-
-    reviews: list[Review]
-    tally: Tally
 
 
 @dataclass(frozen=True)
@@ -245,11 +234,6 @@ def reviews_in(path: Path, tally: Tally) -> Iterator[Review]:
         raise UserError(f"{path}: not a readable gzip tar archive ({error})") from None
 
 
-def read_archive(path: Path) -> ArchiveContents:
-    tally = Tally()
-    return ArchiveContents(list(reviews_in(path, tally)), tally)
-
-
 def check_review(review: Review, source: Path) -> None:
     """A review's rating must match its folder, and its id fit the table."""
     name = f"{review.split}/{review.folder}/{review.id}_{review.rating}.txt"
@@ -284,19 +268,3 @@ def reviews(params: DownloadParams) -> Iterator[sources.Review]:
         yield sources.Review(review.split, review.id, label, review.text)
     check_counts(tally, params.reviews_per_folder, archive)
     print(tally.summary(archive))
-
-
-def reviews_table(reviews: Iterable[Review]) -> pa.Table:
-    """One split as data/raw holds it (target: sentiment), from reviews in memory: for the
-    tests and the benchmark."""
-    reviews = list(reviews)
-    ids = np.array([r.id for r in reviews], np.int32)
-    labels = np.array([_LABELS[r.folder] for r in reviews], np.int8)
-    ordered = [reviews[row] for row in np.lexsort((labels, ids))]
-    return pa.table(
-        {
-            "id": pa.array([r.id for r in ordered], pa.int32()),
-            "label": pa.array([NAMES[_LABELS[r.folder]] for r in ordered], pa.string()),
-            "text": pa.array([r.text for r in ordered], pa.string()),
-        }
-    )

@@ -93,7 +93,7 @@ class Spool:
                 column.pad(row + 1)
 
     def flush(self) -> None:
-        with files.spooling():
+        with files.temporary_folder_errors_named():
             self.file.writelines(self.pending)
             self.file.flush()
         self.pending.clear()
@@ -161,7 +161,7 @@ class Spool:
         data = bytearray(int(offsets[-1]))
         view = memoryview(data)
         descriptor = self.file.fileno()
-        with files.spooling():
+        with files.temporary_folder_errors_named():
             for start, size, offset in zip(starts.tolist(), sizes.tolist(), offsets[:-1].tolist(), strict=True):
                 os.preadv(descriptor, [view[offset : offset + size]], start)  # one call, straight into place
         return pa.StringArray.from_buffers(len(sizes), pa.py_buffer(offsets), pa.py_buffer(data))

@@ -29,7 +29,7 @@ from functools import partial
 
 import numpy as np
 
-from pipeline import features, files, inference, labels, memo, paths
+from pipeline import features, files, inference, labels, memo, paths, weightings
 from pipeline.cli import UserError, run
 from pipeline.history import best_epoch, read_history
 from pipeline.params import Params, TrainParams, load_params
@@ -88,15 +88,16 @@ class Encoding:
     @classmethod
     def read(cls, all_params: Params) -> Encoding:
         vocabulary = inference.vocabulary_by_rank(files.read_json(paths.WORD_INDEX), all_params.vocab.num_words)
-        return cls(vocabulary, files.read_npy(paths.IDF) if all_params.vectorize.weighting == "tfidf" else None)
+        uses_idf = weightings.named(all_params.vectorize.weighting).uses_idf
+        return cls(vocabulary, files.read_npy(paths.IDF) if uses_idf else None)
 
 
 def final_fit(all_params: Params, classes: list, epochs: int, encoding: Encoding) -> None:
     """Fits the final model and writes it with its bundle, or restores the one made
     before with the same inputs."""
     model_params, params = all_params.model, dataclasses.replace(all_params.train, epochs=epochs)
-    weighting = all_params.vectorize.weighting
-    inputs = (*FIT_INPUTS, paths.WORD_INDEX, *([paths.IDF] if weighting == "tfidf" else []))
+    uses_idf = weightings.named(all_params.vectorize.weighting).uses_idf
+    inputs = (*FIT_INPUTS, paths.WORD_INDEX, *([paths.IDF] if uses_idf else []))
     sections = {**_sections(all_params, "vocab", "vectorize", "model"), "train": dataclasses.asdict(params)}
     key = memo.fit_key("final", sections, inputs)
     if memo.restore(key, paths.MODEL_DIR):

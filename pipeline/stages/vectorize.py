@@ -1,15 +1,16 @@
 """Stage vectorize: encoded sequences → sparse feature matrices.
 
-`weighting: binary` is the chapter's vectorize_sequences (multi-hot); `count`
-keeps how often each term occurs; `tfidf` weighs counts by inverse document
-frequency learned on the training split, rows scaled to unit length.
+Each review's term counts, weighed by `vectorize.weighting` (pipeline/weightings.py):
+`binary` is the chapter's vectorize_sequences (multi-hot), `count` keeps how often
+each term occurs, `tfidf` weighs counts by the training split's inverse document
+frequency, rows scaled to unit length.
 
 Outputs per split: data/features/<split>.npz (scipy CSR, num_words columns,
 sorted indices, float32) and data/features/<split>.parquet (label, the row's
-column indices and, unless binary, their values), the same matrix for pandas,
+column indices and, unless they are all 1.0, their values), the same matrix for pandas,
 DuckDB or Spark; data/features/<split>-labels.npy has the labels alone, for the
 model stages. data/features/idf.npy keeps the training split's inverse document
-frequencies, used by `tfidf` here and by prediction.
+frequencies, for the weightings that use them, here and in prediction.
 
 The reviews are read, weighed and written ROWS_PER_CHUNK at a time, so memory
 holds one chunk however large the corpus: the matrix is built on disk and copied
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse
 
-from pipeline import features, files, paths
+from pipeline import features, files, paths, weightings
 from pipeline.cli import UserError, run
 from pipeline.params import load_params
 from pipeline.ragged import row_offsets
@@ -56,17 +57,12 @@ def chunks(encoded: pq.ParquetFile, num_words: int) -> Iterator[tuple[pa.Array, 
         yield batch.column("label"), sequence_counts(batch.column("sequence"), num_words)
 
 
-def term_counts(encoded: pa.Table) -> scipy.sparse.csr_matrix:
-    """The term counts of a whole encoded table."""
-    return sequence_counts(encoded.column("sequence").combine_chunks(), num_words_of(encoded.schema))
-
-
 def sequence_counts(sequences: pa.ListArray, num_words: int) -> scipy.sparse.csr_matrix:
     # Arrow's offsets and values as numpy views, not copies; a sliced array's offsets
     # need not start at 0, nor its values at the first.
     offsets = sequences.offsets.to_numpy()
     indices = sequences.values.to_numpy()[offsets[0] : offsets[-1]]
-    return features.term_counts(offsets - offsets[0], indices, num_words)
+    return features.count_matrix(offsets - offsets[0], indices, num_words)
 
 
 class DocumentFrequency:
@@ -78,10 +74,10 @@ class DocumentFrequency:
 
     def add(self, counts: scipy.sparse.csr_matrix) -> None:
         self.rows += counts.shape[0]
-        self.frequency += features.document_frequency(counts)
+        self.frequency += weightings.document_frequency(counts)
 
     def idf(self) -> np.ndarray:
-        return features.idf_of(self.frequency, self.rows)
+        return weightings.idf_of(self.frequency, self.rows)
 
 
 def training_idf(encoded: pq.ParquetFile, num_words: int) -> np.ndarray:
@@ -92,12 +88,12 @@ def training_idf(encoded: pq.ParquetFile, num_words: int) -> np.ndarray:
     return frequency.idf()
 
 
-def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix, weighting: str) -> pa.Table:
+def features_table(labels: pa.Array, matrix: scipy.sparse.csr_matrix, weighting: weightings.Weighting) -> pa.Table:
     offsets = pa.array(matrix.indptr, pa.int32())
     columns = {"label": labels, "indices": pa.ListArray.from_arrays(offsets, pa.array(matrix.indices, pa.int32()))}
-    if weighting != "binary":
+    if not weighting.ones:
         columns["values"] = pa.ListArray.from_arrays(offsets, pa.array(matrix.data, pa.float32()))
-    return pa.table(columns).replace_schema_metadata({"num_words": str(matrix.shape[1]), "weighting": weighting})
+    return pa.table(columns).replace_schema_metadata({"num_words": str(matrix.shape[1]), "weighting": weighting.name})
 
 
 class SpooledCsr:
@@ -137,10 +133,10 @@ class SpooledCsr:
 
 
 def vectorize_split(
-    split: str, encoded: pq.ParquetFile, num_words: int, weighting: str, idf: np.ndarray | None
+    split: str, encoded: pq.ParquetFile, num_words: int, weighting: weightings.Weighting, idf: np.ndarray | None
 ) -> tuple[SpooledCsr, DocumentFrequency]:
     """Writes the split's parquet twin and labels; returns its matrix, for the npz, and
-    its document frequency. idf is needed for tfidf only."""
+    its document frequency. idf is needed only by a weighting that uses it."""
     matrix, frequency, labels = SpooledCsr(num_words), DocumentFrequency(num_words), []
     no_rows = scipy.sparse.csr_matrix((0, num_words), dtype=np.float32)
     schema = features_table(pa.array([], encoded.schema_arrow.field("label").type), no_rows, weighting).schema
@@ -148,7 +144,7 @@ def vectorize_split(
     def twin_tables() -> Iterator[pa.Table]:
         for chunk_labels, counts in chunks(encoded, num_words):
             frequency.add(counts)
-            x = features.weigh(counts, weighting, idf)
+            x = weighting.weigh(counts, idf)
             matrix.append(x)
             labels.append(chunk_labels.to_numpy())
             yield features_table(chunk_labels, x, weighting)
@@ -159,12 +155,12 @@ def vectorize_split(
 
 
 def main() -> None:
-    weighting = load_params().vectorize.weighting
+    weighting = weightings.named(load_params().vectorize.weighting)
     encoded = {split: open_encoded(split) for split in paths.SPLITS}  # both checked before anything is written
     # The idf is learned on the training split only, and kept so prediction weighs new
-    # reviews the same way. tfidf weighs by it, so needs a pass over the training split
-    # first; the other weightings learn it as the training split is written.
-    idf = training_idf(*encoded["train"]) if weighting == "tfidf" else None
+    # reviews the same way. A weighting that uses it needs a pass over the training split
+    # first; for the others it is learned as the training split is written.
+    idf = training_idf(*encoded["train"]) if weighting.uses_idf else None
     # The splits are written side by side, each in a thread of its own: zlib, sorting
     # and Arrow's reading and writing let go of the GIL.
     with ThreadPoolExecutor(max_workers=len(paths.SPLITS)) as threads:
@@ -172,13 +168,13 @@ def main() -> None:
         for split, future in written.items():  # train first
             matrix, frequency = future.result()
             if split == "train":
-                files.write_npy(paths.IDF, frequency.idf())  # for tfidf, the same idf again
+                files.write_npy(paths.IDF, frequency.idf())  # where the weighting uses it, the same idf again
             rows, columns = matrix.shape
-            print(f"{paths.features_npz(split)}: {rows} x {columns}, {matrix.indices.size} non-zeros, {weighting}")
+            print(f"{paths.features_npz(split)}: {rows} x {columns}, {matrix.indices.size} non-zeros, {weighting.name}")
 
 
 def write_split(
-    split: str, encoded: pq.ParquetFile, num_words: int, weighting: str, idf: np.ndarray | None
+    split: str, encoded: pq.ParquetFile, num_words: int, weighting: weightings.Weighting, idf: np.ndarray | None
 ) -> tuple[SpooledCsr, DocumentFrequency]:
     """All of a split's outputs: its parquet twin, labels and npz."""
     matrix, frequency = vectorize_split(split, encoded, num_words, weighting, idf)

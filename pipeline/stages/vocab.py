@@ -103,7 +103,7 @@ def indexed_chunks(
 
 
 def _indexed(batch: pa.RecordBatch, ngram_range: tuple[int, int]) -> tuple[pa.RecordBatch, Corpus]:
-    return batch.drop_columns(["text"]), text.index_corpus(batch.column("text"), ngram_range)
+    return batch.drop_columns(["text"]), corpus.index_corpus(batch.column("text"), ngram_range)
 
 
 def word_index_of(chunks: Iterator[tuple[pa.RecordBatch, Corpus]]) -> tuple[tuple[pa.RecordBatch, Corpus], dict]:
@@ -114,9 +114,9 @@ def word_index_of(chunks: Iterator[tuple[pa.RecordBatch, Corpus]]) -> tuple[tupl
     second = next(chunks, None)
     if second is None:  # the real splits: counted as one, as fast as the whole corpus allows
         return first, corpus.rank_terms(first[1])
-    counts = map(lambda chunk: corpus.term_counts(chunk[1], every_ngram=True), itertools.chain([second], chunks))
+    counts = map(lambda chunk: corpus.term_frequencies(chunk[1], every_ngram=True), itertools.chain([second], chunks))
     del second  # each chunk is freed once counted
-    total = corpus.term_counts(first[1], every_ngram=True)
+    total = corpus.term_frequencies(first[1], every_ngram=True)
     for part in counts:
         total = corpus.merged_counts([total, part])
     return first, corpus.rank(total)
