@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 # requirements.lock from pyproject.toml: every platform, Python 3.11 and later; the versions
 # already pinned are kept unless pyproject.toml rules them out (`make lock UPGRADE=1`: the newest)
-LOCK = $(BIN)/uv pip compile pyproject.toml --extra ssh --extra serve --extra test --universal \
+LOCK = $(BIN)/uv pip compile pyproject.toml --extra ssh --extra serve --extra cluster --extra test --universal \
 	--generate-hashes --quiet --custom-compile-command "make lock"
 lock: setup
 	$(LOCK) $(if $(UPGRADE),--upgrade) -o requirements.lock
