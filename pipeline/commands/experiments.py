@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline import files, limits, paths
@@ -148,17 +149,31 @@ def experiment_rows(names: list[str]) -> dict[str, dict]:
 
 
 def markdown_table(rows: dict[str, dict], changes: dict[str, dict], best_seconds: float) -> str:
+    return results_table(rows, changes, {BEST[0]: best_seconds})
+
+
+def results_table(
+    rows: Mapping[str, dict],
+    changes: Mapping[str, Mapping],
+    wall_seconds: Mapping[str, float],
+    runs: Mapping[str, str] | None = None,
+) -> str:
+    """A row per experiment: its changed params, test and validation metrics, its wall
+    time where measured and, given runs, how its results came (make sweep: ran, restored …)."""
+    run_header, run_rule = (" | run", "|---") if runs is not None else ("", "")
     header = (
         "| experiment | changed params | test accuracy | test loss | best validation epoch "
-        "| validation accuracy there | wall time |\n|---|---|---|---|---|---|---|\n"
+        f"| validation accuracy there | wall time{run_header} |\n|---|---|---|---|---|---|---{run_rule}|\n"
     )
     lines = []
     for name, row in rows.items():
         changed = ", ".join(f"`{k}={v}`" for k, v in changes.get(name, {}).items()) or "—"
-        seconds = f"{best_seconds:.0f} s" if name == BEST[0] else "—"
+        seconds = f"{wall_seconds[name]:.0f} s" if name in wall_seconds else "—"
+        run_cell = f" | {runs.get(name, '—')}" if runs is not None else ""
         lines.append(
             f"| {name} | {changed} | {row['test.accuracy']:.4f} | {row['test.loss']:.4f} "
-            f"| {int(row['validation.best_epoch'])} | {row['validation.val_accuracy_at_best']:.4f} | {seconds} |"
+            f"| {int(row['validation.best_epoch'])} | {row['validation.val_accuracy_at_best']:.4f} | {seconds}"
+            f"{run_cell} |"
         )
     return header + "\n".join(lines) + "\n"
 
