@@ -261,25 +261,32 @@ def test_a_failing_combination_is_listed_with_its_reason_and_one_already_run_is_
 
 @pytest.mark.cluster
 def test_an_interrupted_sweep_run_again_collects_what_finished_and_computes_the_rest(setup):
-    grid = ("model.units=6,12", "model.hidden_layers=1")
+    grid = ("model.units=6,12,24", "model.hidden_layers=1")  # three tasks for two workers: one waits
     before = set(setup.remote_experiments())
     driver = subprocess.Popen(
         [sys.executable, "-m", "pipeline.commands.sweep", *[a for s in grid for a in ("-S", s)],
          "--scheduler", setup.cluster.address],
         cwd=setup.project.path, env=setup.project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: set(setup.remote_experiments()) - before, "experiment pushed", seconds=300)
+    wait_for(lambda: clones_running_train(setup.root / "w1") or clones_running_train(setup.root / "w2"),
+             "experiment training", seconds=180)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
+    # A task already running finishes and pushes (Dask does not stop a running task); the
+    # one still waiting is dropped with the driver's connection.
+    names = {sweep.experiment_name({"model.units": u, "model.hidden_layers": "1"}) for u in ("6", "12", "24")}
+    wait_for(lambda: not any((setup.root / w).glob(f"{n}-*") for w in ("w1", "w2") for n in names),
+             "running task finished", seconds=300)
     finished = set(setup.remote_experiments()) - before
+    assert 1 <= len(finished) < 3
 
     again = setup.sweep(*grid)
-    assert f"{len(finished)} pushed earlier" in again.stdout
-    names = {sweep.experiment_name({"model.units": u, "model.hidden_layers": "1"}) for u in ("6", "12")}
+    assert "3 combinations at" in again.stdout and f"{len(finished)} pushed earlier" in again.stdout
     assert set(setup.remote_experiments()) - before == names
     assert len(setup.remote_experiments()) == len(set(setup.remote_experiments()))
     text = table(setup)
     assert text.count(f"| {sweep.EARLIER} |") == len(finished)
+    assert text.count(f"| {sweep.RAN} |") == 3 - len(finished)
 
 
 @pytest.mark.cluster
