@@ -119,6 +119,7 @@ def run_queue(a: Path, env: dict) -> float:
     checked([*dvc, "queue", "start", "-j", str(WORKERS)], a, env)
     previous = Path.cwd()
     os.chdir(a)
+    experiments.POLL_SECONDS = 1  # the queue's wall time, not the polling's
     try:
         experiments.wait_for_queue(names)
     finally:

@@ -292,3 +292,13 @@ def test_stage_memory_table_flags_a_stage_over_1_gb():
     metrics = {"validation": {"val_accuracy_at_best": 0.9, "best_epoch": 4}, "test": {"accuracy": 0.91}}
     rows = [line.strip("|").split(" | ") for line in stages.table(measured, metrics).splitlines()[2:4]]
     assert {row[0].strip(): row[-1].strip() for row in rows} == {"validate": "yes", "train": "**no**"}
+
+
+def test_a_sweep_shortens_with_workers_until_the_shared_remotes_are_busy_all_the_time():
+    from bench.sweep import projection
+
+    rows = {workers: (wall, busy) for workers, wall, busy in projection(per_experiment=60, shared=5, fixed=10)}
+    assert rows[1] == (10 + 64 * 60, 64 * 5 / (64 * 60))
+    assert rows[4] == (10 + 16 * 60, 64 * 5 / (16 * 60))
+    # 12 workers would keep the remotes busy: 16 and 64 wait on them alike
+    assert rows[16] == rows[64] == (10 + 64 * 5, 1.0)

@@ -201,8 +201,9 @@ def table(setup: Setup) -> str:
     return (setup.project.path / sweep.TABLE).read_text()
 
 
-def clones_running_train(scratch: Path) -> list[Path]:
-    return list(scratch.glob("sweep-*/clone/data/validation/live"))
+def clones_running_train(scratch: Path, names: set[str]) -> list[Path]:
+    """The clones of these experiments on a worker whose train stage has started."""
+    return [path for name in names for path in scratch.glob(f"{name}-*/clone/data/validation/live")]
 
 
 @pytest.mark.cluster
@@ -214,7 +215,7 @@ def test_a_grid_completes_each_combination_once_though_a_worker_is_killed_mid_ex
          "--scheduler", setup.cluster.address],
         cwd=setup.project.path, env=setup.project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    wait_for(lambda: clones_running_train(setup.root / "w1"), "experiment training on w1", seconds=180)
+    wait_for(lambda: clones_running_train(setup.root / "w1", names), "experiment training on w1", seconds=180)
     setup.cluster.kill_worker("w1")
     out, err = driver.communicate(timeout=600)
     assert driver.returncode == 0, out + err
@@ -262,20 +263,20 @@ def test_a_failing_combination_is_listed_with_its_reason_and_one_already_run_is_
 @pytest.mark.cluster
 def test_an_interrupted_sweep_run_again_collects_what_finished_and_computes_the_rest(setup):
     grid = ("model.units=6,12,24", "model.hidden_layers=1")  # three tasks for two workers: one waits
+    names = {sweep.experiment_name({"model.units": u, "model.hidden_layers": "1"}) for u in ("6", "12", "24")}
     before = set(setup.remote_experiments())
     driver = subprocess.Popen(
         [sys.executable, "-m", "pipeline.commands.sweep", *[a for s in grid for a in ("-S", s)],
          "--scheduler", setup.cluster.address],
         cwd=setup.project.path, env=setup.project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: clones_running_train(setup.root / "w1") or clones_running_train(setup.root / "w2"),
+    wait_for(lambda: clones_running_train(setup.root / "w1", names) or clones_running_train(setup.root / "w2", names),
              "experiment training", seconds=180)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     # A task already running finishes and pushes (Dask does not stop a running task); the
     # one still waiting is dropped with the driver's connection.
-    names = {sweep.experiment_name({"model.units": u, "model.hidden_layers": "1"}) for u in ("6", "12", "24")}
-    wait_for(lambda: not any((setup.root / w).glob(f"{n}-*") for w in ("w1", "w2") for n in names),
+    wait_for(lambda: not [p for w in ("w1", "w2") for n in names for p in (setup.root / w).glob(f"{n}-*")],
              "running task finished", seconds=300)
     finished = set(setup.remote_experiments()) - before
     assert 1 <= len(finished) < 3
