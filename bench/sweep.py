@@ -113,9 +113,7 @@ def run_queue(a: Path, env: dict) -> float:
     started = time.monotonic()
     args = [x for s in grid("queue") for x in ("-S", s)]
     checked([*dvc, "exp", "run", "--queue", *args], a, env)
-    import dvc.api
-
-    names = [row["Experiment"] for row in dvc.api.exp_show(repo=str(a), num=1) if row.get("State") == "Queued"]
+    names = [row["Experiment"] for row in experiment_rows(a) if row.get("State") == "Queued"]
     checked([*dvc, "queue", "start", "-j", str(WORKERS)], a, env)
     previous = Path.cwd()
     os.chdir(a)
@@ -125,6 +123,12 @@ def run_queue(a: Path, env: dict) -> float:
     finally:
         os.chdir(previous)
     return time.monotonic() - started
+
+
+def experiment_rows(a: Path) -> list[dict]:
+    import dvc.api
+
+    return dvc.api.exp_show(repo=str(a), num=1)
 
 
 def run_serial(a: Path, env: dict) -> list[float]:
