@@ -217,6 +217,7 @@ def test_a_grid_completes_each_combination_once_though_a_worker_is_killed_mid_ex
     )
     wait_for(lambda: clones_running_train(setup.root / "w1", names), "experiment training on w1", seconds=180)
     setup.cluster.kill_worker("w1")
+    setup.cluster.start_worker("w3")  # a fresh one, as a cluster manager would start
     out, err = driver.communicate(timeout=600)
     assert driver.returncode == 0, out + err
 
@@ -237,7 +238,6 @@ def test_a_grid_completes_each_combination_once_though_a_worker_is_killed_mid_ex
     assert "up to date" in clone.dvc("status").stdout
 
     # the same sweep again computes nothing: every combination is collected from the remote
-    setup.cluster.start_worker("w1")
     again = setup.sweep(*grid)
     assert "4 pushed earlier" in again.stdout
     assert table(setup).count(f"| {sweep.EARLIER} |") == 4
@@ -270,13 +270,14 @@ def test_an_interrupted_sweep_run_again_collects_what_finished_and_computes_the_
          "--scheduler", setup.cluster.address],
         cwd=setup.project.path, env=setup.project.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: clones_running_train(setup.root / "w1", names) or clones_running_train(setup.root / "w2", names),
-             "experiment training", seconds=180)
+    scratches = [setup.root / name for name in setup.cluster.alive()]
+    wait_for(lambda: any(clones_running_train(scratch, names) for scratch in scratches), "experiment training",
+             seconds=180)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     # A task already running finishes and pushes (Dask does not stop a running task); the
     # one still waiting is dropped with the driver's connection.
-    wait_for(lambda: not [p for w in ("w1", "w2") for n in names for p in (setup.root / w).glob(f"{n}-*")],
+    wait_for(lambda: not [p for scratch in scratches for n in names for p in scratch.glob(f"{n}-*")],
              "running task finished", seconds=300)
     finished = set(setup.remote_experiments()) - before
     assert 1 <= len(finished) < 3
