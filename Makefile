@@ -5,13 +5,13 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands call `python` and `dvc`: make them the project's own.
 export PATH := $(BIN):$(PATH)
-# What users pass (REVS, OUT, PUSH) reaches the commands as arguments, never as code:
+# What users pass (REVS, OUT, PUSH, GRID, SCHEDULER) reaches the commands as arguments, never as code:
 # the value as typed ($(value): make expands nothing in it, not even $(shell …)), in
 # single quotes for the shell, split into words with globbing off.
-unexport REVS OUT PUSH
+unexport REVS OUT PUSH GRID SCHEDULER
 quoted = '$(subst ','\'',$(value $(1)))'
 
-.PHONY: setup lock lock-check repro test lint push experiments compare serve bench bench-quick clean
+.PHONY: setup lock lock-check repro test lint push experiments sweep compare serve bench bench-quick clean
 
 setup: $(VENV)/.installed
 
@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 # requirements.lock from pyproject.toml: every platform, Python 3.11 and later; the versions
 # already pinned are kept unless pyproject.toml rules them out (`make lock UPGRADE=1`: the newest)
-LOCK = $(BIN)/uv pip compile pyproject.toml --extra ssh --extra serve --extra test --universal \
+LOCK = $(BIN)/uv pip compile pyproject.toml --extra ssh --extra serve --extra cluster --extra test --universal \
 	--generate-hashes --quiet --custom-compile-command "make lock"
 lock: setup
 	$(LOCK) $(if $(UPGRADE),--upgrade) -o requirements.lock
@@ -59,6 +59,12 @@ push: setup
 # PUSH=origin: then share them (git refs to that remote, data and run-cache to the DVC remote)
 experiments: setup
 	push=$(call quoted,PUSH); python -m pipeline.commands.experiments $${push:+--push "$$push"}
+
+# GRID="model.units=8,16 train.epochs=3,4": every combination a task on a Dask cluster, a local one
+# unless SCHEDULER=tcp://host:8786 (README: Sweeps on a cluster); each word of GRID is one -S
+sweep: setup
+	grid=$(call quoted,GRID); scheduler=$(call quoted,SCHEDULER); set -f; \
+	python -m pipeline.commands.sweep $${scheduler:+--scheduler "$$scheduler"} -- $$grid
 
 # REVS="main my-branch exp-name": params, metrics and plots side by side in compare/ (OUT=dir elsewhere)
 compare: setup

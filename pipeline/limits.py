@@ -65,6 +65,13 @@ REQUEST_SECONDS = 10  # for a request's head, then for its body (--request-secon
 MAX_REQUEST_SECONDS = 300
 KEEP_ALIVE_SECONDS = 5  # a kept-alive connection idle between requests is closed after this
 
+# make sweep (pipeline/commands/sweep.py): the combinations of one grid, checked before any
+# work (each is a clone and a `dvc exp run` on a worker, and a git ref on the remote); the
+# local cluster's worker processes; the runs of a task that raised, after its first
+MAX_SWEEP_COMBINATIONS = 256
+MAX_SWEEP_LOCAL_WORKERS = 64
+MAX_SWEEP_RETRIES = 10
+
 # A bundle (pipeline/inference.py)
 # The file, and all its members unpacked together: the largest model's weights
 # (MAX_MODEL_PARAMETERS float32, 215 MB), its vocabulary, idf and metadata.

@@ -292,3 +292,32 @@ def test_stage_memory_table_flags_a_stage_over_1_gb():
     metrics = {"validation": {"val_accuracy_at_best": 0.9, "best_epoch": 4}, "test": {"accuracy": 0.91}}
     rows = [line.strip("|").split(" | ") for line in stages.table(measured, metrics).splitlines()[2:4]]
     assert {row[0].strip(): row[-1].strip() for row in rows} == {"validate": "yes", "train": "**no**"}
+
+
+def test_a_sweep_shortens_with_workers_until_the_shared_remotes_are_busy_all_the_time():
+    from bench.sweep import projection
+
+    rows = {workers: (wall, busy) for workers, wall, busy in projection(per_experiment=60, shared=5, fixed=10)}
+    assert rows[1] == (10 + 64 * 60, 64 * 5 / (64 * 60))
+    assert rows[4] == (10 + 16 * 60, 64 * 5 / (16 * 60))
+    # 12 workers would keep the remotes busy: 16 and 64 wait on them alike
+    assert rows[16] == rows[64] == (10 + 64 * 5, 1.0)
+
+
+def test_the_sweep_report_has_a_cell_under_every_heading():
+    from bench import sweep as bench_sweep
+    from pipeline.commands import sweep
+
+    names = [sweep.experiment_name(c) for c in sweep.combinations(sweep.parse_grid(bench_sweep.grid("sweep")))]
+    outcomes = [sweep.Outcome(name, sweep.RAN, clone_seconds=0.2, pull_seconds=8.0, run_seconds=30.0,
+                              push_seconds=3.0, clone_bytes=4_000_000, pulled_bytes=7_000_000,
+                              written_bytes=8_000_000, seconds=42.0) for name in names]
+    modes = bench_sweep.Modes(60.0, 200.0, 180.0, 160.0, [20.0] * 8, outcomes, 17_000_000, 400_000)
+    report = bench_sweep.render(modes)
+    tables = [[line for line in block.splitlines() if line.startswith("|")] for block in report.split("\n\n")]
+    tables = [table for table in tables if table]
+    assert len(tables) == 4
+    for table in tables:
+        assert table[1].startswith("| --- |")
+        assert {line.count(" | ") for line in table} == {table[0].count(" | ")}, table
+    assert all(name in report for name in names)

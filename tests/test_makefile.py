@@ -62,3 +62,15 @@ def test_globs_are_not_expanded_and_unset_variables_add_no_arguments(make, tmp_p
     (tmp_path / "a-file").touch()
     assert make("compare", "REVS=main *") == [["-m", "pipeline.commands.compare", "main", "*"]]
     assert make("experiments") == [["-m", "pipeline.commands.experiments"]]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_sweep_grid_reaches_the_program_as_words_each_a_grid_axis(make, tmp_path, value):
+    injected = tmp_path / "injected"
+    value = value.format(x=injected)
+    calls = make("sweep", f"GRID=model.units=8,16 {value}", f"SCHEDULER={value}")
+    assert not injected.exists()
+    args = calls[0]
+    assert args[:4] == ["-m", "pipeline.commands.sweep", "--scheduler", value]
+    assert args[4] == "--" and " ".join(args[5:]) == f"model.units=8,16 {value}"
+    assert make("sweep", "GRID=model.units=8,16") == [["-m", "pipeline.commands.sweep", "--", "model.units=8,16"]]

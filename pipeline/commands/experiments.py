@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline import files, limits, markdown, paths
@@ -148,16 +149,27 @@ def experiment_rows(names: list[str]) -> dict[str, dict]:
 
 
 def markdown_table(rows: dict[str, dict], changes: dict[str, dict], best_seconds: float) -> str:
+    return results_table(rows, changes, {BEST[0]: best_seconds})
+
+
+def results_table(
+    rows: Mapping[str, dict],
+    changes: Mapping[str, Mapping],
+    wall_seconds: Mapping[str, float],
+    runs: Mapping[str, str] | None = None,
+) -> str:
+    """A row per experiment: its changed params, test and validation metrics, its wall
+    time where measured and, given runs, how its results came (make sweep: ran, restored …)."""
     header = ["experiment", "changed params", "test accuracy", "test loss", "best validation epoch",
-              "validation accuracy there", "wall time"]
+              "validation accuracy there", "wall time"] + (["run"] if runs is not None else [])
     cells = []
     for name, row in rows.items():
         changed = ", ".join(f"`{k}={v}`" for k, v in changes.get(name, {}).items()) or "—"
-        seconds = f"{best_seconds:.0f} s" if name == BEST[0] else "—"
+        seconds = f"{wall_seconds[name]:.0f} s" if name in wall_seconds else "—"
         cells.append([
             name, changed, f"{row['test.accuracy']:.4f}", f"{row['test.loss']:.4f}",
             str(int(row["validation.best_epoch"])), f"{row['validation.val_accuracy_at_best']:.4f}", seconds,
-        ])
+        ] + ([runs.get(name, "—")] if runs is not None else []))
     return markdown.table(header, cells)
 
 
