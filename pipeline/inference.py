@@ -585,12 +585,14 @@ class Scorer:
     stage's tokenizer and encoding, the vectorize stage's term counts and weighting,
     and `forward`."""
 
-    def __init__(self, bundle: Bundle, batch_from: int = BATCH_REVIEWS):
+    def __init__(self, bundle: Bundle, batch_from: int = BATCH_REVIEWS, sparse_from: int | None = None):
         self.bundle = bundle
-        # From this many reviews on, the compiled tokenizer and scipy's product (the same
-        # bits): imdb-predict's default spares one review their imports; a server that
-        # has loaded them switches where they get faster, at a few reviews.
+        # From batch_from reviews on, the compiled tokenizer; from sparse_from (batch_from
+        # unless given), scipy's product; the same bits either way. imdb-predict's default
+        # spares one review their imports; a server that has loaded them switches where
+        # each gets faster.
         self.batch_from = batch_from
+        self.sparse_from = batch_from if sparse_from is None else sparse_from
         self.weighting = weightings.named(bundle.vectorize.weighting)
         word_index = dict(zip(bundle.vocabulary, range(1, len(bundle.vocabulary) + 1), strict=True))
         self.index_of = text.word_to_index(word_index, bundle.num_words, bundle.vocab.skip_top)
@@ -602,8 +604,8 @@ class Scorer:
         return {index: word for word, index in self.index_of.items()}
 
     @classmethod
-    def load(cls, path: str | Path, batch_from: int = BATCH_REVIEWS) -> Scorer:
-        return cls(read_bundle(Path(path)), batch_from)
+    def load(cls, path: str | Path, batch_from: int = BATCH_REVIEWS, sparse_from: int | None = None) -> Scorer:
+        return cls(read_bundle(Path(path)), batch_from, sparse_from)
 
     def score(self, texts: Sequence[str]) -> np.ndarray:
         """P(positive) for each review, float32."""
@@ -631,7 +633,7 @@ class Scorer:
     def features(self, sequences: Sequence[np.ndarray]) -> scipy.sparse.csr_matrix | Rows:
         """The rows the vectorize stage would build for these encoded reviews: a few as Rows
         (numpy alone), more as a scipy matrix; forward scores both to the same bits."""
-        if len(sequences) < self.batch_from:
+        if len(sequences) < self.sparse_from:
             rows = [features.row_features(s, self.bundle.num_words, self.weighting, self.bundle.idf) for s in sequences]
             return Rows([columns for columns, _ in rows], [values for _, values in rows])
         offsets = row_offsets([len(s) for s in sequences])

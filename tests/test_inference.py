@@ -562,16 +562,19 @@ def test_a_review_too_large_to_explain_is_scored_and_left_unexplained(monkeypatc
 
 @pytest.mark.parametrize("weighting", list(weightings.WEIGHTINGS))
 @pytest.mark.parametrize("ngrams", [(1, 1), (1, 2)])
-def test_a_few_reviews_score_with_numpy_alone_to_the_bits_of_many(weighting, ngrams):
-    # below BATCH_REVIEWS the features are Rows (no scipy); from it on, a scipy matrix: the same bits
+@pytest.mark.parametrize("switches", [{}, {"batch_from": 5, "sparse_from": 1}], ids=["imdb-predict", "server"])
+def test_a_few_reviews_score_with_numpy_alone_to_the_bits_of_many(weighting, ngrams, switches):
+    # imdb-predict: below BATCH_REVIEWS the features are Rows (no scipy), from it on a scipy
+    # matrix; the server: scipy from one review, the compiled tokenizer from a few. The same bits.
     rng = np.random.default_rng(11)
     value = bundle(weighting)
     vocab = dataclasses.replace(value.vocab, ngram_range=ngrams)
-    scorer = Scorer(dataclasses.replace(value, vocab=vocab))
+    scorer = Scorer(dataclasses.replace(value, vocab=vocab), **switches)
     words = VOCABULARY + ["unknown", "words", "here"]
     texts = [" ".join(rng.choice(words, rng.integers(0, 60))) for _ in range(inference.BATCH_REVIEWS + 1)]
-    many = scorer.score(texts)
-    assert isinstance(scorer.features(scorer.encode_many(texts[:3])), inference.Rows)
+    many = Scorer(dataclasses.replace(value, vocab=vocab)).score(texts)
+    few = scorer.features(scorer.encode_many(texts[:3]))
+    assert isinstance(few, inference.Rows) == ("sparse_from" not in switches)
     for size in (1, 2, inference.BATCH_REVIEWS - 1):
         np.testing.assert_array_equal(scorer.score(texts[:size]), many[:size])
     np.testing.assert_array_equal(np.concatenate([scorer.score([t]) for t in texts]), many)

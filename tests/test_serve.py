@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from pipeline import inference, limits
+from pipeline.commands import serve
 from pipeline.inference import Scorer
 from tests.test_inference import VOCABULARY, bundle, written
 
@@ -123,7 +124,8 @@ def test_served_probabilities_are_imdb_predicts_to_the_bit_singly_and_in_mixed_b
     assert [by_line[n] for n in sorted(by_line)] == [p for n, p in enumerate(expected, start=1) if n not in blank]
 
     served: dict[int, float] = {}
-    sizes = [1, 5, 63, 64, 1, 100, 2, 64]  # both sides of the scorer's switch-over, sent at once
+    switch = serve.TOKENIZE_COMPILED_FROM  # both sides of the scorer's switch-over, sent at once
+    sizes = [1, 5, switch - 1, switch, 1, 100, 2, 64]
 
     def send(start: int, size: int) -> None:
         status, answer = server.post("/predict", {"texts": texts[start : start + size]} if size > 1
@@ -140,6 +142,16 @@ def test_served_probabilities_are_imdb_predicts_to_the_bit_singly_and_in_mixed_b
     for thread in threads:
         thread.join()
     assert [served[index] for index in range(300)] == expected
+
+
+def test_the_fast_path_answers_as_the_framework_does(server):
+    # application/json takes the fast path; a +json type goes through FastAPI's routing and validation
+    for body in ({"text": reviews(1)[0]}, {"texts": reviews(9)}, {"texts": []}):
+        data = json.dumps(body).encode()
+        fast = server.request("POST", "/predict", data, {"content-type": "application/json"})
+        framework = server.request("POST", "/predict", data, {"content-type": "application/vnd.reviews+json"})
+        assert fast[0] == 200 and fast == framework
+    assert fast[1]["predictions"] == []
 
 
 def test_each_answer_names_its_model_and_every_class(server, model_path):
@@ -357,9 +369,7 @@ def inference_md5(path: Path) -> str:
 
 
 def test_urls_in_the_module_docstring_are_the_apps_routes():
-    from pipeline.commands import serve
-
-    app = serve.create_app(Path("unused.npz")).app
+    app = serve.create_app(Path("unused.npz")).app.app  # inside the bounds and the fast path
     routes = {route.path for route in app.routes}
     for documented in ("/predict", "/explain", "/healthz", "/readyz", "/model", "/metrics", "/docs"):
         assert documented in routes and documented in serve.__doc__
