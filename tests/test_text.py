@@ -142,3 +142,9 @@ def test_encoding_a_whole_corpus_equals_encoding_each_review(train, test, ngram_
         offsets, indices = encoder.encode_corpus(indexed)
         encoded = [indices[offsets[i] : offsets[i + 1]].tolist() for i in range(len(reviews))]
         assert encoded == [text.encode(review, index_of, ngram_range) for review in reviews]
+
+
+@given(st.text(st.sampled_from("aZ09_'\u2019 \t<>/b-.é\x0b\x1c"), max_size=40))
+def test_the_ascii_route_finds_the_rules_words(review):
+    # tokenize takes ASCII text another way, several times faster than the regular expression
+    assert text.tokenize(review) == text.words_by_rule(review)

@@ -155,6 +155,8 @@ def test_every_real_review_tokenizes_as_the_reference_does():
     assert len(texts) == 50_000
     for start in range(0, len(texts), 5000):  # a slice at a time: every word as a str is a lot
         some = texts[start : start + 5000]
-        assert batch_tokens(some) == [text.tokenize(review) for review in some]
+        tokens = [text.tokenize(review) for review in some]
+        assert batch_tokens(some) == tokens
+        assert tokens == [text.words_by_rule(review) for review in some]
     # nearly every real review takes the compiled path from start to end
     assert compiled_fraction(texts) > 0.99
