@@ -1,6 +1,7 @@
 """imdb-serve as a client meets it: a real server process on 127.0.0.1, real HTTP."""
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -125,7 +126,7 @@ def test_served_probabilities_are_imdb_predicts_to_the_bit_singly_and_in_mixed_b
 
     served: dict[int, float] = {}
     switch = serve.TOKENIZE_COMPILED_FROM  # both sides of the scorer's switch-over, sent at once
-    sizes = [1, 5, switch - 1, switch, 1, 100, 2, 64]
+    sizes = [1, serve.SPARSE_FROM - 1, serve.SPARSE_FROM, switch - 1, switch, 1, 100, 2, 64]
 
     def send(start: int, size: int) -> None:
         status, answer = server.post("/predict", {"texts": texts[start : start + size]} if size > 1
@@ -374,3 +375,42 @@ def test_urls_in_the_module_docstring_are_the_apps_routes():
     for documented in ("/predict", "/explain", "/healthz", "/readyz", "/model", "/metrics", "/docs"):
         assert documented in routes and documented in serve.__doc__
     assert inference.BATCH_REVIEWS <= serve.DEFAULT_BATCH_REVIEWS <= limits.MAX_SERVE_REVIEWS
+
+
+def test_bodies_being_read_share_one_budget_and_wait_their_turn():
+    async def scenario():
+        read, release = [], asyncio.Event()
+
+        async def app(scope, receive, send):
+            message = await receive()
+            read.append(len(message["body"]))
+            if len(read) == 1:
+                await release.wait()  # the first request holds its share until answered
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        bounded = serve.Bounded(app, seconds=5, metrics=serve.Metrics(), budget=100)
+
+        def request(size: int):
+            messages = [{"type": "http.request", "body": b"x" * size, "more_body": False}]
+            answers = []
+
+            async def receive():
+                return messages.pop(0)
+
+            async def send(message):
+                answers.append(message)
+
+            scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
+            return asyncio.create_task(bounded(scope, receive, send)), answers
+
+        first, _ = request(80)
+        await asyncio.sleep(0.05)
+        second, answers = request(60)
+        await asyncio.sleep(0.05)
+        assert read == [80] and bounded.free == 20  # 80 + 60 would go over the 100
+        release.set()
+        await asyncio.gather(first, second)
+        assert read == [80, 60] and answers[0]["status"] == 200 and bounded.free == 100
+
+    asyncio.run(scenario())
