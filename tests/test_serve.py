@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -414,3 +415,31 @@ def test_bodies_being_read_share_one_budget_and_wait_their_turn():
         assert read == [80, 60] and answers[0]["status"] == 200 and bounded.free == 100
 
     asyncio.run(scenario())
+
+
+def test_small_batches_are_scored_one_at_a_time_and_large_ones_side_by_side():
+    class Recording:  # a scorer that notes how many batches it scores at once
+        def __init__(self):
+            self.now = self.most = 0
+            self.lock = threading.Lock()
+
+        def score(self, texts):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            time.sleep(0.05)
+            with self.lock:
+                self.now -= 1
+            return np.zeros(len(texts), np.float32)
+
+    async def most_at_once(reviews: int) -> int:
+        scorer = Recording()
+        model = types.SimpleNamespace(scorer=scorer)
+        batcher = serve.Batcher(max_reviews=reviews, threads=2, compiled_from=10)  # one request a batch
+        batcher.start()
+        await asyncio.gather(*(batcher.score(model, ["word"] * reviews) for _ in range(6)))
+        await batcher.stop()
+        return scorer.most
+
+    assert asyncio.run(most_at_once(3)) == 1
+    assert asyncio.run(most_at_once(10)) == 2
