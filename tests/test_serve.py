@@ -443,3 +443,18 @@ def test_small_batches_are_scored_one_at_a_time_and_large_ones_side_by_side():
 
     assert asyncio.run(most_at_once(3)) == 1
     assert asyncio.run(most_at_once(10)) == 2
+
+
+def test_the_benchmarks_clients_count_answers_and_errors(server):
+    from bench.serve import Scenario, load
+
+    texts = reviews(40)
+    good = Scenario("one review", clients=4, batch=1, seconds=1.0)
+    asyncio.run(load(f"http://127.0.0.1:{server.port}/predict", texts, good, warmup=0.2))
+    batched = Scenario("batches", clients=2, batch=8, seconds=1.0)
+    asyncio.run(load(f"http://127.0.0.1:{server.port}/predict", texts, batched, warmup=0.2))
+    refused = Scenario("a route that is not there", clients=2, batch=1, seconds=0.5)
+    asyncio.run(load(f"http://127.0.0.1:{server.port}/nowhere", texts, refused, warmup=0.1))
+    assert good.latencies and good.errors == 0 and batched.latencies and batched.errors == 0
+    assert batched.reviews_per_s == 8 * batched.requests_per_s
+    assert refused.errors > 0 and not refused.latencies

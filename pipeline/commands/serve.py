@@ -165,8 +165,7 @@ class Batcher:
     A batch of at least `compiled_from` reviews is tokenized by Arrow, which lets go of
     Python's lock, so two threads score such batches on two cores. A smaller one is
     scored in Python, holding the lock: one such batch at a time, while the next gathers
-    (measured here, 16 clients sending single reviews: 3,100 requests/s so, 1,800 with two
-    small batches at once fighting for the lock)."""
+    (two at once would fight for the lock, in smaller batches)."""
 
     def __init__(self, max_reviews: int, threads: int, on_batch: Callable[[int], None] = lambda size: None,
                  compiled_from: int = 1):
