@@ -49,6 +49,7 @@ class Modes:
     queue_seconds: float
     serial_seconds: float
     serial_each: list[float]
+    serial_starts: list[float]  # each serial `dvc exp run`'s seconds until its first stage: DVC's own start
     outcomes: list[sweeping.Outcome]
     remote_bytes: int  # what the sweep added to the DVC remote
     origin_bytes: int  # and to the git remote
@@ -131,27 +132,36 @@ def experiment_rows(a: Path) -> list[dict]:
     return dvc.api.exp_show(repo=str(a), num=1)
 
 
-def run_serial(a: Path, env: dict) -> list[float]:
+def run_serial(a: Path, env: dict) -> tuple[list[float], list[float]]:
+    """Each `dvc exp run`'s seconds, and its seconds until its first stage."""
     progress(f"serial: {' '.join(grid('serial'))}, one dvc exp run at a time")
-    dvc = [sys.executable, "-m", "dvc"]
-    each = []
+    each, starts = [], []
     for combination in sweeping.combinations(sweeping.parse_grid(grid("serial"))):
-        started = time.monotonic()
-        checked([*dvc, "exp", "run", *sweeping.set_args(combination)], a, env)
+        started, first_stage = time.monotonic(), None
+        args = [sys.executable, "-m", "dvc", "exp", "run", *sweeping.set_args(combination)]
+        with subprocess.Popen(args, cwd=a, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) as process:
+            for line in process.stdout:
+                if first_stage is None and line.startswith("Running stage"):
+                    first_stage = time.monotonic() - started
+        if process.returncode != 0 or first_stage is None:
+            raise UserError(f"`{' '.join(args)}` failed (exit {process.returncode})")
         each.append(time.monotonic() - started)
-    return each
+        starts.append(first_stage)
+    return each, starts
 
 
 def measure(folder: Path) -> Modes:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            "IMDB_ARCHIVE": str(real_archive()), "IMDB_CACHE_DIR": str(folder / "download-cache")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as a user's Python: each clone's modules compiled once
     origin, store, a, baseline = prepare(folder, env)
     remote_before, origin_before = tree_bytes(store), tree_bytes(origin)
     sweep_seconds, outcomes = run_sweep(a, env)
     remote_bytes, origin_bytes = tree_bytes(store) - remote_before, tree_bytes(origin) - origin_before
     queue_seconds = run_queue(a, env)
-    serial_each = run_serial(a, env)
-    return Modes(baseline, sweep_seconds, queue_seconds, sum(serial_each), serial_each, outcomes,
+    serial_each, serial_starts = run_serial(a, env)
+    return Modes(baseline, sweep_seconds, queue_seconds, sum(serial_each), serial_each, serial_starts, outcomes,
                  remote_bytes, origin_bytes)
 
 
@@ -172,7 +182,11 @@ def render(modes: Modes) -> str:
     outcomes = sorted(modes.outcomes, key=lambda o: o.name)
     own = [o.run_seconds - o.pull_seconds for o in outcomes]
     overhead = [o.clone_seconds + o.pull_seconds + o.push_seconds for o in outcomes]
-    shares = [extra / work for extra, work in zip(overhead, own, strict=True)]
+    raw_shares = [extra / work for extra, work in zip(overhead, own, strict=True)]
+    # what every `dvc exp run` spends before its first stage, anywhere: the serial runs' median
+    dvc_start = statistics.median(modes.serial_starts)
+    added = [o.clone_seconds + max(o.pull_seconds - dvc_start, 0.0) + o.push_seconds for o in outcomes]
+    shares = [extra / work for extra, work in zip(added, own, strict=True)]
     queue_ratio = modes.sweep_seconds / modes.queue_seconds
     seed_list = ", ".join(f"{mode} {'/'.join(seeds)}" for mode, seeds in SEEDS.items())
     lines = [
@@ -204,19 +218,24 @@ def render(modes: Modes) -> str:
         "## The sweep, per experiment",
         "",
         "clone: `git clone` + checkout of the commit; pull: from the start of `dvc exp run --pull --allow-missing` "
-        "to its first stage (DVC's start and the features fetched); own run: the rest of the `dvc exp run`; "
-        "push: `dvc push --run-cache` then `dvc exp push --no-cache`. Overhead: clone + pull + push. "
-        "Bytes: the clone's .git; its DVC cache when the first stage ran (pulled); what the stages added (pushed).",
+        "to its first stage (DVC's start and the features fetched, when the worker's cache lacks them); own run: "
+        "the rest of the `dvc exp run`; push: `dvc push --run-cache`, then `git push` of the experiment's ref. "
+        f"DVC's start: the serial runs' median time from `dvc exp run` to its first stage, {dvc_start:.1f} s, "
+        "which every `dvc exp run` spends, here or in the queue. Overhead: what the sweep adds to an experiment, "
+        "clone + (pull − DVC's start) + push; with DVC's start counted too, in the last column. "
+        "Bytes: the clone's .git; what the worker's DVC cache grew by until the first stage ran (pulled: 0 when "
+        "an earlier task on the worker had fetched it all); what the stages added to it (pushed).",
         "",
     ]
     combos = {sweeping.experiment_name(c): c for c in sweeping.combinations(sweeping.parse_grid(grid("sweep")))}
     lines += markdown.table_lines(
         ["experiment", "combination", "clone (s)", "pull (s)", "own run (s)", "push (s)", "overhead", "git MB",
-         "pulled MB", "pushed MB"],
+         "pulled MB", "pushed MB", "overhead with DVC's start"],
         [[outcome.name, f"`{sweeping.describe(combos[outcome.name])}`", f"{outcome.clone_seconds:.1f}",
           f"{outcome.pull_seconds:.1f}", f"{work:.1f}", f"{outcome.push_seconds:.1f}", f"{share:.1%}",
-          f"{outcome.clone_bytes / MB:.1f}", f"{outcome.pulled_bytes / MB:.1f}", f"{outcome.written_bytes / MB:.1f}"]
-         for outcome, work, share in zip(outcomes, own, shares, strict=True)],
+          f"{outcome.clone_bytes / MB:.1f}", f"{outcome.pulled_bytes / MB:.1f}", f"{outcome.written_bytes / MB:.1f}",
+          f"{raw:.1%}"]
+         for outcome, work, share, raw in zip(outcomes, own, shares, raw_shares, strict=True)],
     )
     per_experiment = statistics.mean(o.seconds for o in outcomes)
     # what one experiment holds the shared parts for: its clone (git) and its push (DVC remote, git)

@@ -201,9 +201,16 @@ def table(setup: Setup) -> str:
     return (setup.project.path / sweep.TABLE).read_text()
 
 
+def task_folders(scratch: Path, name: str) -> list[Path]:
+    """The folders of this experiment's tasks on a worker: in the worker's own folder, which
+    Dask makes in the worker's temporary folder (TMPDIR)."""
+    return list(scratch.glob(f"dask-scratch-space/worker-*/sweep/{name}-*"))
+
+
 def clones_running_train(scratch: Path, names: set[str]) -> list[Path]:
     """The clones of these experiments on a worker whose train stage has started."""
-    return [path for name in names for path in scratch.glob(f"{name}-*/clone/data/validation/live")]
+    return [folder for name in names for folder in task_folders(scratch, name)
+            if (folder / "clone/data/validation/live").exists()]
 
 
 @pytest.mark.cluster
@@ -277,7 +284,7 @@ def test_an_interrupted_sweep_run_again_collects_what_finished_and_computes_the_
     driver.wait()
     # A task already running finishes and pushes (Dask does not stop a running task); the
     # one still waiting is dropped with the driver's connection.
-    wait_for(lambda: not [p for scratch in scratches for n in names for p in scratch.glob(f"{n}-*")],
+    wait_for(lambda: not [p for scratch in scratches for n in names for p in task_folders(scratch, n)],
              "running task finished", seconds=300)
     finished = set(setup.remote_experiments()) - before
     assert 1 <= len(finished) < 3

@@ -12,7 +12,8 @@ Each task clones the git remote at this commit, runs `dvc exp run --pull
 --allow-missing` with its combination (the DVC remote's run-cache restores what was
 run before, here or anywhere), pushes the data and run-cache to the default DVC
 remote, then the experiment's git ref: the ref last, so a ref on the git remote
-means its data is there too. An experiment is named from its combination, so a
+means its data is there too. A worker keeps one DVC cache for all its tasks, so
+what one task pulled, the next finds. An experiment is named from its combination, so a
 ref already on the remote is collected, not run again: a retried task, or the
 same sweep after an interruption, computes only what is missing.
 
@@ -210,7 +211,7 @@ class Outcome:
     run_seconds: float = 0.0  # the whole `dvc exp run`, pulls included
     push_seconds: float = 0.0
     clone_bytes: int = 0
-    pulled_bytes: int = 0  # the clone's DVC cache when the first stage ran
+    pulled_bytes: int = 0  # what the worker's DVC cache grew by until the first stage ran: 0 when it had it all
     written_bytes: int = 0  # what the stages added to it, pushed unless the remote had it
     seconds: float = 0.0  # the whole task
 
@@ -241,19 +242,37 @@ def on_remote(git_url: str, ref: str, cwd: Path, env: Mapping[str, str]) -> bool
     return bool(listed.stdout.strip())
 
 
-def run_exp(clone: Path, task: Task, env: Mapping[str, str]) -> tuple[int, str, float, int]:
+def worker_folder() -> Path:
+    """A folder this worker keeps for its tasks: in Dask's own for the worker, which Dask
+    deletes when the worker stops (and, when a killed worker leaves it, when the next
+    worker starts beside it)."""
+    from distributed import get_worker
+
+    folder = Path(get_worker().local_directory) / "sweep"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def use_cache(clone: Path, cache: Path) -> None:
+    """The clone's DVC cache is the worker's, kept from task to task: what one task pulled
+    or wrote, the next finds there. DVC's cache is content-addressed and written
+    atomically, so tasks side by side on one worker may share it."""
+    (clone / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache}\n")
+
+
+def run_exp(clone: Path, task: Task, env: Mapping[str, str], cache: Path) -> tuple[int, str, float, int]:
     """`dvc exp run --pull --allow-missing`: its exit code, output, the seconds until
-    its first stage ran, and the clone's cache bytes then."""
+    its first stage ran, and what the cache had grown by then."""
     dvc = [sys.executable, "-m", "dvc"]
     args = [*dvc, "exp", "run", "--pull", "--allow-missing", "-n", task.name, *set_args(dict(task.combination))]
-    started = time.monotonic()
+    started, cache_bytes = time.monotonic(), tree_bytes(cache)
     first_stage_seconds, pulled_bytes, tail = None, 0, []
     with subprocess.Popen(args, cwd=clone, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True) as process:
         for line in process.stdout:
             if first_stage_seconds is None and line.startswith("Running stage"):
                 first_stage_seconds = time.monotonic() - started
-                pulled_bytes = tree_bytes(clone / ".dvc/cache")
+                pulled_bytes = tree_bytes(cache) - cache_bytes
             tail = [*tail[-OUTPUT_TAIL_LINES:], line]
     return process.returncode, "".join(tail), first_stage_seconds or 0.0, pulled_bytes
 
@@ -263,7 +282,9 @@ def run_combination(task: Task) -> Outcome:
     started = time.monotonic()
     env = worker_env()
     worker = socket.gethostname()
-    scratch = Path(tempfile.mkdtemp(prefix=f"{task.name}-"))
+    folder = worker_folder()
+    cache = folder / "dvc-cache"
+    scratch = Path(tempfile.mkdtemp(prefix=f"{task.name}-", dir=folder))
     try:
         ref = experiment_ref(task.commit, task.name)
         if on_remote(task.git_url, ref, scratch, env):  # an earlier attempt pushed it
@@ -271,14 +292,15 @@ def run_combination(task: Task) -> Outcome:
         clone = scratch / "clone"
         checked(command(["git", "clone", "-q", "--no-checkout", task.git_url, str(clone)], scratch, env), "git clone")
         checked(command(["git", "checkout", "-q", task.commit], clone, env), f"git checkout {task.commit[:7]}")
-        cloned = time.monotonic()
-        code, output, pull_seconds, pulled_bytes = run_exp(clone, task, env)
+        use_cache(clone, cache)
+        cloned, cache_bytes = time.monotonic(), tree_bytes(cache)
+        code, output, pull_seconds, pulled_bytes = run_exp(clone, task, env, cache)
         ran = time.monotonic()
         timing = dict(worker=worker, clone_seconds=cloned - started, pull_seconds=pull_seconds,
                       run_seconds=ran - cloned, clone_bytes=tree_bytes(clone / ".git"), pulled_bytes=pulled_bytes)
         if code != 0:
             return Outcome(task.name, FAILED, failure_reason(output), tuple(stages_run(output)), **timing)
-        written_bytes = tree_bytes(clone / ".dvc/cache") - pulled_bytes
+        written_bytes = tree_bytes(cache) - cache_bytes - pulled_bytes
         push(clone, task, ref, env)
         stages = tuple(stages_run(output))
         status = RESTORED if set(stages) <= RESTORE_STAGES else RAN
@@ -290,13 +312,12 @@ def run_combination(task: Task) -> Outcome:
 
 def push(clone: Path, task: Task, ref: str, env: Mapping[str, str]) -> None:
     """The data and run-cache first, the git ref last: a ref on the remote means a
-    complete experiment. A ref another attempt pushed meanwhile is the same
-    combination's: kept, not replaced."""
-    dvc = [sys.executable, "-m", "dvc"]
-    checked(command([*dvc, "push", "--run-cache"], clone, env), "dvc push --run-cache")
-    pushed = command([*dvc, "exp", "push", "--no-cache", "origin", task.name], clone, env)
+    complete experiment (`dvc exp push` pushes the ref first, and starts DVC once more).
+    A ref another attempt pushed meanwhile is the same combination's: kept, not replaced."""
+    checked(command([sys.executable, "-m", "dvc", "push", "--run-cache"], clone, env), "dvc push --run-cache")
+    pushed = command(["git", "push", "-q", task.git_url, f"{ref}:{ref}"], clone, env)
     if pushed.returncode != 0 and not on_remote(task.git_url, ref, clone, env):
-        checked(pushed, "dvc exp push")
+        checked(pushed, "git push of the experiment")
 
 
 # ---------------------------------------------------------------- the driver
