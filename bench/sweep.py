@@ -90,6 +90,7 @@ def run_sweep(a: Path, env: dict) -> tuple[float, list[sweeping.Outcome]]:
     previous = Path.cwd()
     os.chdir(a)
     saved = dict(os.environ)
+    os.environ.clear()  # the workers start with exactly the environment the other ways' commands get
     os.environ.update(env)
     try:
         args = sweeping.parse_args([*(x for s in grid("sweep") for x in ("-S", s)), "--workers", str(WORKERS),
