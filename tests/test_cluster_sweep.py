@@ -299,6 +299,18 @@ def test_an_interrupted_sweep_run_again_collects_what_finished_and_computes_the_
 
 
 @pytest.mark.cluster
+def test_without_a_scheduler_the_sweep_starts_a_local_cluster_of_its_own(setup):
+    grid = "model.units=3,7"
+    names = {sweep.experiment_name({"model.units": units}) for units in ("3", "7")}
+    env = {key: value for key, value in setup.project.env.items() if key != sweep.SCHEDULER_ENV}
+    result = subprocess.run([sys.executable, "-m", "pipeline.commands.sweep", "-S", grid, "--workers", "1",
+                             "--no-report"], cwd=setup.project.path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert names <= set(setup.remote_experiments())
+    assert table(setup).count(f"| {sweep.RAN} |") == 2
+
+
+@pytest.mark.cluster
 def test_an_unreachable_scheduler_or_remote_is_one_line_and_writes_nothing(setup, tmp_path):
     before = setup.project.run("git", "status", "--porcelain").stdout
     stamp = (setup.project.path / sweep.TABLE).stat().st_mtime if (setup.project.path / sweep.TABLE).exists() else None
