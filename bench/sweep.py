@@ -138,15 +138,11 @@ def run_serial(a: Path, env: dict) -> tuple[list[float], list[float]]:
     progress(f"serial: {' '.join(grid('serial'))}, one dvc exp run at a time")
     each, starts = [], []
     for combination in sweeping.combinations(sweeping.parse_grid(grid("serial"))):
-        started, first_stage = time.monotonic(), None
+        started = time.monotonic()
         args = [sys.executable, "-m", "dvc", "exp", "run", *sweeping.set_args(combination)]
-        with subprocess.Popen(args, cwd=a, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) as process:
-            for line in process.stdout:
-                if first_stage is None and line.startswith("Running stage"):
-                    first_stage = time.monotonic() - started
-        if process.returncode != 0 or first_stage is None:
-            raise UserError(f"`{' '.join(args)}` failed (exit {process.returncode})")
+        code, output, first_stage, _ = sweeping.watch_stages(args, a, env)
+        if code != 0 or not first_stage:
+            raise UserError(f"`{' '.join(args)}` failed (exit {code}): {output.strip()[-400:]}")
         each.append(time.monotonic() - started)
         starts.append(first_stage)
     return each, starts

@@ -419,6 +419,8 @@ def test_bodies_being_read_share_one_budget_and_wait_their_turn():
 
 def test_small_batches_are_scored_one_at_a_time_and_large_ones_side_by_side():
     class Recording:  # a scorer that notes how many batches it scores at once
+        batch_from = 10  # from 10 reviews on, its compiled route
+
         def __init__(self):
             self.now = self.most = 0
             self.lock = threading.Lock()
@@ -435,7 +437,7 @@ def test_small_batches_are_scored_one_at_a_time_and_large_ones_side_by_side():
     async def most_at_once(reviews: int) -> int:
         scorer = Recording()
         model = types.SimpleNamespace(scorer=scorer)
-        batcher = serve.Batcher(max_reviews=reviews, threads=2, compiled_from=10)  # one request a batch
+        batcher = serve.Batcher(max_reviews=reviews, threads=2)  # one request a batch
         batcher.start()
         await asyncio.gather(*(batcher.score(model, ["word"] * reviews) for _ in range(6)))
         await batcher.stop()

@@ -162,17 +162,15 @@ class Batcher:
     max_reviews at once, grouped by the model each started with; a request that finds a
     thread free is scored as soon as it comes.
 
-    A batch of at least `compiled_from` reviews is tokenized by Arrow, which lets go of
-    Python's lock, so two threads score such batches on two cores. A smaller one is
-    scored in Python, holding the lock: one such batch at a time, while the next gathers
-    (two at once would fight for the lock, in smaller batches)."""
+    A batch of at least its scorer's `batch_from` reviews is tokenized by Arrow, which
+    lets go of Python's lock, so two threads score such batches on two cores. A smaller
+    one is scored in Python, holding the lock: one such batch at a time, while the next
+    gathers (two at once would fight for the lock, in smaller batches)."""
 
-    def __init__(self, max_reviews: int, threads: int, on_batch: Callable[[int], None] = lambda size: None,
-                 compiled_from: int = 1):
+    def __init__(self, max_reviews: int, threads: int, on_batch: Callable[[int], None] = lambda size: None):
         self.max_reviews = max_reviews
         self.threads = threads
         self.on_batch = on_batch
-        self.compiled_from = compiled_from
         self.waiting: asyncio.Queue[_Waiting] = asyncio.Queue()
         self.thread = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="score")
         self.task: asyncio.Task | None = None
@@ -201,7 +199,7 @@ class Batcher:
             await free.acquire()  # while every thread is busy, the next batch gathers
             batch, reviews = self._gathered([first], len(first.texts))
             held = [free]
-            if reviews < self.compiled_from:
+            if reviews < first.model.scorer.batch_from:
                 await in_python.acquire()  # while the small batch before it is scored, it gathers
                 batch, reviews = self._gathered(batch, reviews)
                 held.append(in_python)
@@ -574,7 +572,7 @@ class State:
         self.path = path
         self.metrics = Metrics()
         self.model: Model | None = None
-        self.batcher = Batcher(batch_reviews, threads, self._count_batch, TOKENIZE_COMPILED_FROM)
+        self.batcher = Batcher(batch_reviews, threads, self._count_batch)
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
         self.reloading = asyncio.Lock()
         self.signature = _signature(path)

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -260,21 +260,31 @@ def use_cache(clone: Path, cache: Path) -> None:
     (clone / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache}\n")
 
 
-def run_exp(clone: Path, task: Task, env: Mapping[str, str], cache: Path) -> tuple[int, str, float, int]:
-    """`dvc exp run --pull --allow-missing`: its exit code, output, the seconds until
-    its first stage ran, and what the cache had grown by then."""
-    dvc = [sys.executable, "-m", "dvc"]
-    args = [*dvc, "exp", "run", "--pull", "--allow-missing", "-n", task.name, *set_args(dict(task.combination))]
-    started, cache_bytes = time.monotonic(), tree_bytes(cache)
-    first_stage_seconds, pulled_bytes, tail = None, 0, []
-    with subprocess.Popen(args, cwd=clone, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def watch_stages(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str], at_first_stage: Callable[[], int] = lambda: 0
+) -> tuple[int, str, float, int]:
+    """Runs a `dvc exp run`: its exit code, the end of its output, the seconds until its
+    first stage ran (0 if none did), and what at_first_stage gave then."""
+    started = time.monotonic()
+    first_stage_seconds, at_first, tail = None, 0, []
+    with subprocess.Popen(list(args), cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True) as process:
         for line in process.stdout:
             if first_stage_seconds is None and line.startswith("Running stage"):
                 first_stage_seconds = time.monotonic() - started
-                pulled_bytes = tree_bytes(cache) - cache_bytes
+                at_first = at_first_stage()
             tail = [*tail[-OUTPUT_TAIL_LINES:], line]
-    return process.returncode, "".join(tail), first_stage_seconds or 0.0, pulled_bytes
+    return process.returncode, "".join(tail), first_stage_seconds or 0.0, at_first
+
+
+def run_exp(
+    clone: Path, task: Task, env: Mapping[str, str], cache: Path, cache_bytes: int
+) -> tuple[int, str, float, int]:
+    """`dvc exp run --pull --allow-missing`: its exit code, output, the seconds until
+    its first stage ran, and what the cache (of cache_bytes before) had grown by then."""
+    args = [sys.executable, "-m", "dvc", "exp", "run", "--pull", "--allow-missing", "-n", task.name,
+            *set_args(dict(task.combination))]
+    return watch_stages(args, clone, env, lambda: tree_bytes(cache) - cache_bytes)
 
 
 def run_combination(task: Task) -> Outcome:
@@ -294,7 +304,7 @@ def run_combination(task: Task) -> Outcome:
         checked(command(["git", "checkout", "-q", task.commit], clone, env), f"git checkout {task.commit[:7]}")
         use_cache(clone, cache)
         cloned, cache_bytes = time.monotonic(), tree_bytes(cache)
-        code, output, pull_seconds, pulled_bytes = run_exp(clone, task, env, cache)
+        code, output, pull_seconds, pulled_bytes = run_exp(clone, task, env, cache, cache_bytes)
         ran = time.monotonic()
         timing = dict(worker=worker, clone_seconds=cloned - started, pull_seconds=pull_seconds,
                       run_seconds=ran - cloned, clone_bytes=tree_bytes(clone / ".git"), pulled_bytes=pulled_bytes)
