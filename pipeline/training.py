@@ -72,6 +72,10 @@ with _quiet_start_up(), _not_importable("sklearn", "matplotlib"):
 
     tf.config.list_physical_devices()  # the CUDA probe runs (and logs) here, not at the first op
 
+# TensorFlow and Keras leave about a million objects that live as long as the process:
+# frozen, the collector no longer walks them, in release_memory's collection or its own.
+gc.freeze()
+
 Examples = tuple[scipy.sparse.csr_matrix, np.ndarray]  # (x, y)
 VALIDATION_BATCH_SIZE = 512  # scoring only: any size gives the same numbers
 
