@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -70,6 +71,63 @@ def measure(argv: Sequence[str]) -> Measurement:
         loaded_tensorflow=sampler.loaded_tensorflow,
         lines=lines,
     )
+
+
+# What the train stage prints as each fit begins (pipeline/stages/train.py), and what Keras
+# prints (verbose=2) as an epoch begins and ends: "Epoch 1/20", "30/30 - 1s - … loss: …".
+FIT_MARKS = {"validation run": "validation run:", "final fit": "final fit:"}
+EPOCH_BEGIN = re.compile(r"Epoch \d+/\d+$")
+EPOCH_END = re.compile(r"\d+/\d+ - .*loss: ")
+START_PHASE = "start: Python, params, vocabulary (before TensorFlow)"
+# A fit's phases, in the order they come
+FIT_PHASES = (
+    "restored from data/memo/",
+    "TensorFlow's import, features, model",
+    "features read, model built",
+    "first epoch (traces the step functions)",
+    "the other epochs",
+    "DVCLive's end, memory, memo",
+    "the model and its bundle saved, exit",
+)
+
+
+def train_phases(run: Measurement) -> list[tuple[str, float]]:
+    """Where a train stage's wall time went, from the times of the lines it printed: up to
+    the first fit, then for each fit its set-up, its first epoch (which traces the step
+    functions), its other epochs and what came after them. The phases add up to the
+    process's wall time."""
+    starts = [(fit, next(seconds for seconds, line in run.lines if line.startswith(mark)))
+              for fit, mark in FIT_MARKS.items() if any(line.startswith(mark) for _, line in run.lines)]
+    if not starts:
+        return [(START_PHASE, run.wall_s)]
+    phases = [(START_PHASE, starts[0][1])]
+    tensorflow_started = False
+    for number, (fit, begin) in enumerate(starts):
+        last = number == len(starts) - 1
+        end = run.wall_s if last else starts[number + 1][1]
+        lines = [(seconds, line) for seconds, line in run.lines if begin <= seconds <= end]
+        ends = [seconds for seconds, line in lines if EPOCH_END.match(line)]
+        first = next((seconds for seconds, line in lines if EPOCH_BEGIN.match(line)), None)
+        if not ends or first is None:
+            phases.append((f"{fit}: {FIT_PHASES[0]}", end - begin))
+            continue
+        set_up = FIT_PHASES[2] if tensorflow_started else FIT_PHASES[1]
+        tensorflow_started = True
+        phases += [
+            (f"{fit}: {set_up}", first - begin),
+            (f"{fit}: {FIT_PHASES[3]}", ends[0] - first),
+            (f"{fit}: {FIT_PHASES[4]}", ends[-1] - ends[0]),
+            (f"{fit}: {FIT_PHASES[6] if last else FIT_PHASES[5]}", end - ends[-1]),
+        ]
+    return phases
+
+
+def phase_order(phase: str) -> tuple[int, int]:
+    """Where a phase of train_phases comes in any run: the start, then the validation run's, then the final fit's."""
+    if phase == START_PHASE:
+        return 0, 0
+    fit, _, step = phase.partition(": ")
+    return 1 + list(FIT_MARKS).index(fit), FIT_PHASES.index(step)
 
 
 def seconds_per_epoch(epoch_ends: Sequence[float]) -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.probe import SAMPLE_SECONDS, Measurement
+from bench.probe import SAMPLE_SECONDS, Measurement, phase_order
 from pipeline import markdown
 
 # evaluate scores with the TensorFlow-free forward pass (pipeline/inference.py)
@@ -15,7 +15,8 @@ MAX_EPOCH_S = 0.2
 MAX_ACCURACY_GAP = 0.005
 MAX_NOOP_S = 1.0
 MAX_EXPERIMENT_S = 10.0  # `dvc exp run -S model.units=32`, the experiment as a whole
-NOOP_RUNS = 3
+NOOP_RUNS = 5
+PREDICT_RUNS = 5  # each imdb-predict case and the numpy floor: the run of median wall time is reported
 # imdb-predict and the evaluate stage: (what, seconds at most, peak bytes at most or None)
 PREDICT_CASES = {
     "one": ("one review", 0.15, 80_000_000),
@@ -44,6 +45,7 @@ class PipelineResult:
     seconds_per_epoch: float | None
     test_accuracy: float
     noop_floor_s: float | None = None  # `dvc repro` with nothing to do in a one-stage project
+    train_phases: list[tuple[str, float]] | None = None  # (phase, seconds) of the train stage
 
 
 @dataclass
@@ -52,6 +54,7 @@ class ExperimentResult:
     run: Measurement  # the whole `dvc exp run`
     stages: dict[str, Measurement]  # the stages it ran
     reused: list[str]  # the fits train restored from data/memo/ instead of making
+    train_phases: list[tuple[str, float]] | None = None  # (phase, seconds) of its train stage, if it ran
 
 
 @dataclass
@@ -209,10 +212,29 @@ def experiment_rows(experiments: list[ExperimentResult]) -> list[list[str]]:
             f"`-S {experiment.settings}`",
             _seconds(experiment.run.wall_s),
             ", ".join(f"{name} {run.wall_s:.2f} s" for name, run in experiment.stages.items()) or "none",
+            _seconds(dvc_own_seconds(experiment.run, experiment.stages)),
             ", ".join(experiment.reused) or "none",
         ]
         for experiment in experiments
     ]
+
+
+def train_phase_table(runs: dict[str, list[tuple[str, float]]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one column of seconds per run, one row per phase in the order phases
+    come; a phase a run did not have is left blank."""
+    phases = sorted({phase for measured in runs.values() for phase, _ in measured}, key=phase_order)
+    seconds = {name: dict(measured) for name, measured in runs.items()}
+    rows = [[phase, *(_seconds(seconds[name][phase]) if phase in seconds[name] else "" for name in runs)]
+            for phase in phases]
+    totals = ["the train stage (process)", *(_seconds(sum(dict(measured).values())) for measured in runs.values())]
+    return ["phase", *(f"{name} (s)" for name in runs)], rows + [totals]
+
+
+def train_phase_runs(benchmark: Benchmark) -> dict[str, list[tuple[str, float]]]:
+    runs = {"`dvc repro -f`": benchmark.pipeline.train_phases} if benchmark.pipeline.train_phases else {}
+    runs |= {f"`-S {experiment.settings}`": experiment.train_phases
+             for experiment in benchmark.experiments or [] if experiment.train_phases}
+    return runs
 
 
 def link_rows(dvc_own_s: dict[str, float]) -> list[list[str]]:
@@ -296,12 +318,27 @@ def render(benchmark: Benchmark) -> str:
                 "## Experiments after the run: what each costs",
                 "",
                 *markdown.table_lines(
-                    ["`dvc exp run`", "wall (s)", "stages it ran", "fits restored from data/memo/"],
+                    ["`dvc exp run`", "wall (s)", "stages it ran", "DVC's own (s)", "fits restored from data/memo/"],
                     experiment_rows(benchmark.experiments),
                 ),
                 "",
             ]
             if benchmark.experiments
+            else []
+        ),
+        *(
+            [
+                "## The train stage, phase by phase",
+                "",
+                "From the times at which train printed each line: its own as each fit begins, Keras's as "
+                "each epoch begins and ends. TensorFlow starts once per run, in the first fit that is not "
+                "restored; each fit traces its step functions in its first epoch. The validation run has "
+                "validate.epochs, the final fit train.epochs.",
+                "",
+                *markdown.table_lines(*train_phase_table(train_phase_runs(benchmark))),
+                "",
+            ]
+            if train_phase_runs(benchmark)
             else []
         ),
         "## The pipeline, stage by stage",
@@ -334,7 +371,8 @@ def render(benchmark: Benchmark) -> str:
                 ),
                 "",
                 "imdb-predict runs in the project the benchmark built, as a user runs it: the whole process, "
-                "start-up and the model's loading included.",
+                f"start-up and the model's loading included. Each row is the median wall time of {PREDICT_RUNS} "
+                "runs, with the largest peak memory among them.",
                 "",
             ]
             if benchmark.predict

@@ -102,6 +102,72 @@ def test_epoch_ends_are_the_times_of_the_validation_loss_lines():
     assert run.epoch_ends(measurement(["python"], lines=lines)) == [8.0, 8.3]
 
 
+TRAIN_LINES = [
+    (0.4, "validation run: 15000 reviews, 10000 held out, 2 epochs"), (4.0, "Epoch 1/2"),
+    (5.2, "30/30 - 1s - 40ms/step - accuracy: 0.7 - loss: 0.5 - val_accuracy: 0.8 - val_loss: 0.4"),
+    (5.2, "Epoch 2/2"), (5.3, "30/30 - 0s - 4ms/step - accuracy: 0.9 - loss: 0.3 - val_accuracy: 0.9 - val_loss: 0.3"),
+    (5.5, "final fit: 25000 reviews, 3 epochs"), (5.8, "Epoch 1/3"),
+    (6.6, "49/49 - 1s - 20ms/step - accuracy: 0.8 - loss: 0.4"), (6.6, "Epoch 2/3"),
+    (6.8, "49/49 - 0s - 4ms/step - accuracy: 0.9 - loss: 0.3"), (6.8, "Epoch 3/3"),
+    (7.0, "49/49 - 0s - 4ms/step - accuracy: 0.9 - loss: 0.2"),
+]
+
+
+def test_the_train_stage_is_cut_into_phases_that_add_up_to_its_wall_time():
+    phases = probe.train_phases(measurement(wall_s=7.5, lines=TRAIN_LINES))
+    assert [(name, round(seconds, 6)) for name, seconds in phases] == [
+        ("start: Python, params, vocabulary (before TensorFlow)", 0.4),
+        ("validation run: TensorFlow's import, features, model", 3.6),
+        ("validation run: first epoch (traces the step functions)", 1.2),
+        ("validation run: the other epochs", 0.1),
+        ("validation run: DVCLive's end, memory, memo", 0.2),
+        ("final fit: features read, model built", 0.3),
+        ("final fit: first epoch (traces the step functions)", 0.8),
+        ("final fit: the other epochs", 0.4),
+        ("final fit: the model and its bundle saved, exit", 0.5),
+    ]
+
+
+def test_a_restored_validation_run_leaves_tensorflows_start_to_the_final_fit():
+    lines = [(0.5, "validation run: restored, made before with the same inputs (data/memo/0123…)"),
+             (0.6, "final fit: 25000 reviews, 3 epochs"), *TRAIN_LINES[6:]]
+    phases = dict(probe.train_phases(measurement(wall_s=7.5, lines=lines)))
+    assert phases["validation run: restored from data/memo/"] == pytest.approx(0.1)
+    assert phases["final fit: TensorFlow's import, features, model"] == pytest.approx(5.2)
+    assert sum(phases.values()) == pytest.approx(7.5)
+
+
+def test_phases_of_runs_that_restored_a_fit_fall_in_place_in_one_table():
+    restored = [(0.5, "validation run: restored, made before with the same inputs (data/memo/0123…)"),
+                (0.6, "final fit: 25000 reviews, 3 epochs"), *TRAIN_LINES[6:]]
+    header, rows = report.train_phase_table({
+        "both fits": probe.train_phases(measurement(wall_s=7.5, lines=TRAIN_LINES)),
+        "final fit only": probe.train_phases(measurement(wall_s=7.5, lines=restored)),
+    })
+    assert header == ["phase", "both fits (s)", "final fit only (s)"]
+    assert [row[0] for row in rows] == [
+        "start: Python, params, vocabulary (before TensorFlow)",
+        "validation run: restored from data/memo/",
+        "validation run: TensorFlow's import, features, model",
+        "validation run: first epoch (traces the step functions)",
+        "validation run: the other epochs",
+        "validation run: DVCLive's end, memory, memo",
+        "final fit: TensorFlow's import, features, model",
+        "final fit: features read, model built",
+        "final fit: first epoch (traces the step functions)",
+        "final fit: the other epochs",
+        "final fit: the model and its bundle saved, exit",
+        "the train stage (process)",
+    ]
+    assert rows[1][1:] == ["", "0.10"] and rows[6][1:] == ["", "5.20"] and rows[-1][1:] == ["7.50", "7.50"]
+
+
+def test_a_short_process_is_reported_by_its_median_run_and_its_largest_peak():
+    runs = [measurement(wall_s=wall, peak=peak * MB) for wall, peak in [(0.3, 40), (0.1, 90), (0.2, 50)]]
+    middle = run.median_run(runs)
+    assert (middle.wall_s, middle.peak_rss_bytes) == (0.2, 90 * MB)
+
+
 def measurement(argv=("python",), wall_s=1.0, peak=100 * MB, tensorflow=False, lines=()):
     return Measurement(list(argv), 0, wall_s, peak, tensorflow, list(lines))
 
@@ -245,7 +311,25 @@ def test_quick_benchmark_reports_every_row_with_numbers(tmp_path):
     experiments = tables["Experiments after the run: what each costs"]
     assert [row[0] for row in experiments] == ["`-S model.units=32`", "`-S train.epochs=5`"]
     assert [row[2].split(" ")[0] for row in experiments] == ["train", "train"]
-    assert [row[3] for row in experiments] == ["none", "validation run"]
+    assert [row[4] for row in experiments] == ["none", "validation run"]
+    for row in experiments:  # DVC's own: the whole run minus the stages it ran
+        stage_seconds = sum(float(part.split()[1]) for part in row[2].split(", "))
+        assert float(row[3]) == pytest.approx(float(row[1]) - stage_seconds, abs=0.02)
+
+    # Every run of train cut into phases that add up to its wall time; the second experiment's
+    # validation run comes from data/memo/, so its final fit starts TensorFlow
+    phases = tables["The train stage, phase by phase"]
+    *steps, total = phases
+    assert total[0] == "the train stage (process)"
+    for column in (1, 2, 3):
+        measured = [float(row[column]) for row in steps if row[column]]
+        assert all(seconds >= 0 for seconds in measured)
+        assert sum(measured) == pytest.approx(float(total[column]), abs=0.01 * len(measured))
+    by_phase = {row[0]: row[1:] for row in steps}
+    assert by_phase["validation run: restored from data/memo/"][2] != ""
+    assert by_phase["final fit: TensorFlow's import, features, model"][:2] == ["", ""]
+    train_seconds = {row[0]: float(row[2].split(", ")[0].split()[1]) for row in experiments}
+    assert float(total[2]) == pytest.approx(train_seconds["`-S model.units=32`"], abs=0.011)
 
     links = tables["DVC's own work by the cache's link type"]
     assert [row[0] for row in links] == ["copy, DVC's default on this file system", "hardlink"]

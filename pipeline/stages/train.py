@@ -38,6 +38,12 @@ from pipeline.params import Params, TrainParams, load_params
 FIT_INPUTS = (paths.features_npz("train"), paths.labels("train"), paths.CLASSES)
 
 
+def progress(message: str) -> None:
+    """A line as the step it names begins, flushed even through a pipe: what follows
+    (TensorFlow's start, a fit) takes seconds."""
+    print(message, flush=True)
+
+
 def split_validation(n: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row numbers of x_val and partial_x_train."""
     if val_size >= n:
@@ -59,9 +65,9 @@ def validation_run(all_params: Params, classes: list) -> None:
     val_rows, train_rows = split_validation(features.count_reviews("train"), params.val_size, model_params.seed)
     key = memo.fit_key("validation", _sections(all_params, "model", "validate"), FIT_INPUTS)
     if memo.restore(key, paths.VALIDATION_DIR):
-        print(f"validation run: restored, made before with the same inputs ({paths.MEMO_DIR / key[:12]}…)")
+        progress(f"validation run: restored, made before with the same inputs ({paths.MEMO_DIR / key[:12]}…)")
         return
-    print(f"validation run: {len(train_rows)} reviews, {len(val_rows)} held out, {params.epochs} epochs")
+    progress(f"validation run: {len(train_rows)} reviews, {len(val_rows)} held out, {params.epochs} epochs")
     from pipeline import training  # TensorFlow loads only once the inputs are known to be good
 
     training.train_model(
@@ -101,9 +107,9 @@ def final_fit(all_params: Params, classes: list, epochs: int, encoding: Encoding
     sections = {**_sections(all_params, "vocab", "vectorize", "model"), "train": dataclasses.asdict(params)}
     key = memo.fit_key("final", sections, inputs)
     if memo.restore(key, paths.MODEL_DIR):
-        print(f"final fit: restored, made before with the same inputs ({paths.MEMO_DIR / key[:12]}…)")
+        progress(f"final fit: restored, made before with the same inputs ({paths.MEMO_DIR / key[:12]}…)")
         return
-    print(f"final fit: {features.count_reviews('train')} reviews, {epochs} epochs")
+    progress(f"final fit: {features.count_reviews('train')} reviews, {epochs} epochs")
     from pipeline import training
 
     model, _ = training.train_model(
