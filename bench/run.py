@@ -281,8 +281,9 @@ def run_links(project: Project, workdir: Path, copied: PipelineResult) -> dict[s
             "hardlink": dvc_own_seconds(repro, stages)}
 
 
-# The model-parameter experiment the target is for, then one that changes train.* alone.
-EXPERIMENTS = ("model.units=32", "train.epochs=5")
+# The model-parameter experiment the target is for, then one that changes train.* alone, then
+# validate.* alone; each on top of the one before, as `dvc exp run` leaves the workspace.
+EXPERIMENTS = ("model.units=32", "train.epochs=5", "validate.epochs=10")
 # What train prints when it restores a fit from data/memo/ instead of making it
 RESTORED = {"validation run: restored": "validation run", "final fit: restored": "final fit"}
 

@@ -307,27 +307,32 @@ def test_quick_benchmark_reports_every_row_with_numbers(tmp_path):
     ]
     assert all(float(row[1]) > 0 for row in targets[:3]) and targets[3][1:] == ["0", "0", "yes"]
 
-    # A model param costs both fits; train.epochs alone, the final fit: the validation run is restored
+    # A model param costs both fits; train.epochs alone, the final fit: the validation run is
+    # restored; validate.epochs alone (train.epochs a number), the validation run
     experiments = tables["Experiments after the run: what each costs"]
-    assert [row[0] for row in experiments] == ["`-S model.units=32`", "`-S train.epochs=5`"]
-    assert [row[2].split(" ")[0] for row in experiments] == ["train", "train"]
-    assert [row[4] for row in experiments] == ["none", "validation run"]
+    assert [row[0] for row in experiments] == ["`-S model.units=32`", "`-S train.epochs=5`", "`-S validate.epochs=10`"]
+    assert [row[2].split(" ")[0] for row in experiments] == ["train", "train", "train"]
+    assert [row[4] for row in experiments] == ["none", "validation run", "final fit"]
     for row in experiments:  # DVC's own: the whole run minus the stages it ran
         stage_seconds = sum(float(part.split()[1]) for part in row[2].split(", "))
         assert float(row[3]) == pytest.approx(float(row[1]) - stage_seconds, abs=0.02)
 
-    # Every run of train cut into phases that add up to its wall time; the second experiment's
-    # validation run comes from data/memo/, so its final fit starts TensorFlow
+    # Every run of train cut into phases that add up to its wall time. The second experiment's
+    # validation run comes from data/memo/, so its final fit starts TensorFlow; the third's
+    # final fit comes from data/memo/
     phases = tables["The train stage, phase by phase"]
     *steps, total = phases
     assert total[0] == "the train stage (process)"
-    for column in (1, 2, 3):
+    for column in (1, 2, 3, 4):
         measured = [float(row[column]) for row in steps if row[column]]
         assert all(seconds >= 0 for seconds in measured)
         assert sum(measured) == pytest.approx(float(total[column]), abs=0.01 * len(measured))
-    by_phase = {row[0]: row[1:] for row in steps}
-    assert by_phase["validation run: restored from data/memo/"][2] != ""
-    assert by_phase["final fit: TensorFlow's import, features, model"][:2] == ["", ""]
+    # the columns: dvc repro -f, then the three experiments
+    filled = {row[0]: [cell != "" for cell in row[1:]] for row in steps}
+    assert filled["validation run: TensorFlow's import, features, model"] == [True, True, False, True]
+    assert filled["validation run: restored from data/memo/"] == [False, False, True, False]
+    assert filled["final fit: TensorFlow's import, features, model"] == [False, False, True, False]
+    assert filled["final fit: restored from data/memo/"] == [False, False, False, True]
     train_seconds = {row[0]: float(row[2].split(", ")[0].split()[1]) for row in experiments}
     assert float(total[2]) == pytest.approx(train_seconds["`-S model.units=32`"], abs=0.011)
 
