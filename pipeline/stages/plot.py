@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+# Figure and the Agg canvas directly, files only: pyplot would also load its GUI
+# machinery and keep every figure in its registry.
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # files only, no screen
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from pipeline import files, paths  # noqa: E402
-from pipeline.cli import run  # noqa: E402
-from pipeline.history import published, read_history, write_history  # noqa: E402
+from pipeline import files, paths
+from pipeline.cli import run
+from pipeline.history import published, read_history, write_history
 
 FIGURES = (
     # (path, history key, label, title, y label)
@@ -34,7 +34,9 @@ FIGURES = (
 
 def training_curve(history: dict[str, list[float]], key: str, label: str, title: str, ylabel: str):
     epochs = range(1, len(history[key]) + 1)
-    figure, axes = plt.subplots()
+    figure = Figure()
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
     axes.plot(epochs, history[key], "bo", label=f"Training {label}")
     axes.plot(epochs, history[f"val_{key}"], "b", label=f"Validation {label}")
     axes.set_title(title)
@@ -48,7 +50,6 @@ def training_curve(history: dict[str, list[float]], key: str, label: str, title:
 def save_png(figure, path: Path) -> None:
     with files.atomic_open(path) as stream:
         figure.savefig(stream, format="png")
-    plt.close(figure)
 
 
 def main() -> None:
