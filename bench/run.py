@@ -30,6 +30,7 @@ from bench.probe import Measurement, seconds_per_epoch, train_phases
 from bench.report import (
     NOOP_RUNS,
     PREDICT_RUNS,
+    WALL_PAIRS,
     Benchmark,
     ChapterResult,
     ExperimentResult,
@@ -339,9 +340,23 @@ def benchmark(workdir: Path, quick: bool) -> Benchmark:
     floor = run_floor(project, workdir)
     dvc_own_s = run_links(project, workdir, pipeline)
     chapter = run_chapter(project, workdir)  # before the experiments change params.yaml
+    wall_pairs = [(chapter.process.wall_s, pipeline.repro.wall_s), *run_wall_pairs(project, workdir)]
     experiments = run_experiments(project, workdir)
     return Benchmark(data=data, machine=machine_now, chapter=chapter, pipeline=pipeline, predict=predict,
-                     floor=floor, experiments=experiments, dvc_own_s=dvc_own_s)
+                     floor=floor, experiments=experiments, dvc_own_s=dvc_own_s, wall_pairs=wall_pairs)
+
+
+def run_wall_pairs(project: Project, workdir: Path) -> list[tuple[float, float]]:
+    """The chapter's code and `dvc repro -f` run in turn WALL_PAIRS - 1 more times: their wall
+    seconds. Each `dvc repro -f` fits again: the fits kept in data/memo/ are deleted first."""
+    pairs = []
+    for number in range(2, WALL_PAIRS + 1):
+        progress(f"running dvc repro -f and the chapter's code again ({number} of {WALL_PAIRS})")
+        shutil.rmtree(project.path / "data" / "memo", ignore_errors=True)
+        dvc = [sys.executable, "-m", "dvc", "repro", "-f"]
+        repro = probed(dvc, "dvc repro -f", cwd=project.path, env=project.env, log=workdir / "dvc.log")
+        pairs.append((run_chapter(project, workdir).process.wall_s, repro.wall_s))
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> None:
