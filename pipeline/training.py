@@ -90,6 +90,7 @@ with _kept_from_the_collector(), _quiet_start_up(), _not_importable("sklearn", "
 
 Examples = tuple[scipy.sparse.csr_matrix, np.ndarray]  # (x, y)
 VALIDATION_BATCH_SIZE = 512  # scoring only: any size gives the same numbers
+PREFETCH_BATCHES = 2  # batches cut ahead of the step that takes them
 
 
 def make_deterministic(seed: int) -> None:
@@ -239,7 +240,12 @@ def sparse_batches(
     batches = rows.map(gather)
     if cache:  # the batches are kept after the first pass, and prefetching goes on from the copy
         batches = batches.cache()
-    return batches.prefetch(tf.data.AUTOTUNE)
+    # A fixed depth, with tf.data's autotuning off: its tuning thread held the end of about a
+    # third of the fits here for up to a second (the iterator waiting for it to wake), and
+    # epochs took as long with it as without.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 def epoch_orders(rows: int, epochs: int, seed: int) -> np.ndarray:
