@@ -340,8 +340,9 @@ def benchmark(workdir: Path, quick: bool) -> Benchmark:
     floor = run_floor(project, workdir)
     dvc_own_s = run_links(project, workdir, pipeline)
     chapter = run_chapter(project, workdir)  # before the experiments change params.yaml
+    experiments = run_experiments(project, workdir)  # right after, as every report before measured them
+    project.run("git", "checkout", "--", "params.yaml")  # the chapter's params again, as committed
     wall_pairs = [(chapter.process.wall_s, pipeline.repro.wall_s), *run_wall_pairs(project, workdir)]
-    experiments = run_experiments(project, workdir)
     return Benchmark(data=data, machine=machine_now, chapter=chapter, pipeline=pipeline, predict=predict,
                      floor=floor, experiments=experiments, dvc_own_s=dvc_own_s, wall_pairs=wall_pairs)
 
