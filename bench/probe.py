@@ -78,13 +78,14 @@ def measure(argv: Sequence[str]) -> Measurement:
 FIT_MARKS = {"validation run": "validation run:", "final fit": "final fit:"}
 EPOCH_BEGIN = re.compile(r"Epoch \d+/\d+$")
 EPOCH_END = re.compile(r"\d+/\d+ - .*loss: ")
-START_PHASE = "start: Python, params, vocabulary (before TensorFlow)"
+START_PHASE = "start: Python, params, vocabulary, the memo's lookup (before TensorFlow)"
 # A fit's phases, in the order they come
 FIT_PHASES = (
     "restored from data/memo/",
     "TensorFlow's import, features, model",
     "features read, model built",
     "first epoch (traces the step functions)",
+    "set-up and its only epoch (Keras marks no epoch's start in a fit of one)",
     "the other epochs",
     "DVCLive's end, memory, memo",
     "the model and its bundle saved, exit",
@@ -96,28 +97,34 @@ def train_phases(run: Measurement) -> list[tuple[str, float]]:
     the first fit, then for each fit its set-up, its first epoch (which traces the step
     functions), its other epochs and what came after them. The phases add up to the
     process's wall time."""
-    starts = [(fit, next(seconds for seconds, line in run.lines if line.startswith(mark)))
-              for fit, mark in FIT_MARKS.items() if any(line.startswith(mark) for _, line in run.lines)]
+    starts = [(index, fit, mark) for index, (_, line) in enumerate(run.lines)
+              for fit, mark in FIT_MARKS.items() if line.startswith(mark)]
     if not starts:
         return [(START_PHASE, run.wall_s)]
-    phases = [(START_PHASE, starts[0][1])]
+    phases = [(START_PHASE, run.lines[starts[0][0]][0])]
     tensorflow_started = False
-    for number, (fit, begin) in enumerate(starts):
+    for number, (index, fit, mark) in enumerate(starts):
         last = number == len(starts) - 1
-        end = run.wall_s if last else starts[number + 1][1]
-        lines = [(seconds, line) for seconds, line in run.lines if begin <= seconds <= end]
-        ends = [seconds for seconds, line in lines if EPOCH_END.match(line)]
-        first = next((seconds for seconds, line in lines if EPOCH_BEGIN.match(line)), None)
-        if not ends or first is None:
+        stop = len(run.lines) if last else starts[number + 1][0]
+        begin, end = run.lines[index][0], run.wall_s if last else run.lines[stop][0]
+        if run.lines[index][1].startswith(f"{mark} restored"):
             phases.append((f"{fit}: {FIT_PHASES[0]}", end - begin))
             continue
+        window = run.lines[index + 1 : stop]
+        ends = [seconds for seconds, line in window if EPOCH_END.match(line)]
+        first = next((seconds for seconds, line in window if EPOCH_BEGIN.match(line)), None)
         set_up = FIT_PHASES[2] if tensorflow_started else FIT_PHASES[1]
         tensorflow_started = True
+        if not ends:  # the stage stopped before an epoch ended
+            phases.append((f"{fit}: {set_up}", end - begin))
+            continue
+        if first is None:
+            phases.append((f"{fit}: {FIT_PHASES[4]}", ends[0] - begin))
+        else:
+            phases += [(f"{fit}: {set_up}", first - begin), (f"{fit}: {FIT_PHASES[3]}", ends[0] - first)]
         phases += [
-            (f"{fit}: {set_up}", first - begin),
-            (f"{fit}: {FIT_PHASES[3]}", ends[0] - first),
-            (f"{fit}: {FIT_PHASES[4]}", ends[-1] - ends[0]),
-            (f"{fit}: {FIT_PHASES[6] if last else FIT_PHASES[5]}", end - ends[-1]),
+            (f"{fit}: {FIT_PHASES[5]}", ends[-1] - ends[0]),
+            (f"{fit}: {FIT_PHASES[7] if last else FIT_PHASES[6]}", end - ends[-1]),
         ]
     return phases
 

@@ -116,7 +116,7 @@ TRAIN_LINES = [
 def test_the_train_stage_is_cut_into_phases_that_add_up_to_its_wall_time():
     phases = probe.train_phases(measurement(wall_s=7.5, lines=TRAIN_LINES))
     assert [(name, round(seconds, 6)) for name, seconds in phases] == [
-        ("start: Python, params, vocabulary (before TensorFlow)", 0.4),
+        (probe.START_PHASE, 0.4),
         ("validation run: TensorFlow's import, features, model", 3.6),
         ("validation run: first epoch (traces the step functions)", 1.2),
         ("validation run: the other epochs", 0.1),
@@ -137,16 +137,31 @@ def test_a_restored_validation_run_leaves_tensorflows_start_to_the_final_fit():
     assert sum(phases.values()) == pytest.approx(7.5)
 
 
+def test_a_fit_of_one_epoch_is_a_fit_and_not_one_restored():
+    # Keras prints no "Epoch 1/1" for a fit of one epoch; train's own line says what was restored
+    lines = [(0.4, "validation run: 15000 reviews, 10000 held out, 1 epochs"),
+             (5.2, "30/30 - 1s - 40ms/step - accuracy: 0.7 - loss: 0.5 - val_accuracy: 0.8 - val_loss: 0.4"),
+             (5.5, "final fit: restored, made before with the same inputs (data/memo/4567…)")]
+    phases = dict(probe.train_phases(measurement(wall_s=6.0, lines=lines)))
+    assert phases == pytest.approx({
+        probe.START_PHASE: 0.4,
+        "validation run: set-up and its only epoch (Keras marks no epoch's start in a fit of one)": 4.8,
+        "validation run: the other epochs": 0.0,
+        "validation run: DVCLive's end, memory, memo": 0.3,
+        "final fit: restored from data/memo/": 0.5,
+    })
+
+
 def test_phases_of_runs_that_restored_a_fit_fall_in_place_in_one_table():
     restored = [(0.5, "validation run: restored, made before with the same inputs (data/memo/0123…)"),
                 (0.6, "final fit: 25000 reviews, 3 epochs"), *TRAIN_LINES[6:]]
     header, rows = report.train_phase_table({
-        "both fits": probe.train_phases(measurement(wall_s=7.5, lines=TRAIN_LINES)),
-        "final fit only": probe.train_phases(measurement(wall_s=7.5, lines=restored)),
+        "both fits": (probe.train_phases(measurement(wall_s=7.5, lines=TRAIN_LINES)), 7.5),
+        "final fit only": (probe.train_phases(measurement(wall_s=7.5, lines=restored)), 7.5),
     })
     assert header == ["phase", "both fits (s)", "final fit only (s)"]
     assert [row[0] for row in rows] == [
-        "start: Python, params, vocabulary (before TensorFlow)",
+        probe.START_PHASE,
         "validation run: restored from data/memo/",
         "validation run: TensorFlow's import, features, model",
         "validation run: first epoch (traces the step functions)",
