@@ -76,6 +76,7 @@ def measure(argv: Sequence[str]) -> Measurement:
 # What the train stage prints as each fit begins (pipeline/stages/train.py), and what Keras
 # prints (verbose=2) as an epoch begins and ends: "Epoch 1/20", "30/30 - 1s - … loss: …".
 FIT_MARKS = {"validation run": "validation run:", "final fit": "final fit:"}
+RESTORED_MARK = " restored"  # after a fit's mark: train took that fit from data/memo/
 EPOCH_BEGIN = re.compile(r"Epoch \d+/\d+$")
 EPOCH_END = re.compile(r"\d+/\d+ - .*loss: ")
 START_PHASE = "start: Python, params, vocabulary, the memo's lookup (before TensorFlow)"
@@ -107,7 +108,7 @@ def train_phases(run: Measurement) -> list[tuple[str, float]]:
         last = number == len(starts) - 1
         stop = len(run.lines) if last else starts[number + 1][0]
         begin, end = run.lines[index][0], run.wall_s if last else run.lines[stop][0]
-        if run.lines[index][1].startswith(f"{mark} restored"):
+        if run.lines[index][1].startswith(mark + RESTORED_MARK):
             phases.append((f"{fit}: {FIT_PHASES[0]}", end - begin))
             continue
         window = run.lines[index + 1 : stop]
@@ -127,6 +128,12 @@ def train_phases(run: Measurement) -> list[tuple[str, float]]:
             (f"{fit}: {FIT_PHASES[7] if last else FIT_PHASES[6]}", end - ends[-1]),
         ]
     return phases
+
+
+def restored_fits(run: Measurement) -> list[str]:
+    """The fits a train stage took from data/memo/ instead of making them."""
+    printed = [line for _, line in run.lines]
+    return [fit for fit, mark in FIT_MARKS.items() if any(line.startswith(mark + RESTORED_MARK) for line in printed)]
 
 
 def phase_order(phase: str) -> tuple[int, int]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.probe import Measurement, seconds_per_epoch, train_phases
+from bench.probe import Measurement, restored_fits, seconds_per_epoch, train_phases
 from bench.report import (
     NOOP_RUNS,
     PREDICT_RUNS,
@@ -285,8 +285,6 @@ def run_links(project: Project, workdir: Path, copied: PipelineResult) -> dict[s
 # The model-parameter experiment the target is for, then one that changes train.* alone, then
 # validate.* alone; each on top of the one before, as `dvc exp run` leaves the workspace.
 EXPERIMENTS = ("model.units=32", "train.epochs=5", "validate.epochs=10")
-# What train prints when it restores a fit from data/memo/ instead of making it
-RESTORED = {"validation run: restored": "validation run", "final fit: restored": "final fit"}
 
 
 def run_experiments(project: Project, workdir: Path) -> list[ExperimentResult]:
@@ -299,8 +297,8 @@ def run_experiments(project: Project, workdir: Path) -> list[ExperimentResult]:
         run, _ = measured_repro(project, workdir, "-S", settings, stages=[], command="exp run")
         printed = [line for _, line in run.lines]
         stages = stage_measurements(project.path / "dvc.yaml", workdir / "stages.jsonl", stages_run("\n".join(printed)))
-        reused = [what for mark, what in RESTORED.items() if any(mark in line for line in printed)]
-        phases = train_phases(stages["train"]) if "train" in stages else None
+        train = stages.get("train")
+        reused, phases = (restored_fits(train), train_phases(train)) if train else ([], None)
         results.append(ExperimentResult(settings, run, stages, reused, phases))
     return results
 
